@@ -1,0 +1,25 @@
+"""pconv: image inpainting with partial convolutions (Liu et al., ECCV 2018).
+
+Mask convention of the tensor API: 1 = known pixel, 0 = hole.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from pconv.functional import composite, pad_to_multiple
+from pconv.layers import PartialConv2d
+from pconv.models import PConvUNet, UNetConfig, list_presets
+
+try:
+    __version__ = version("pconv")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "PConvUNet",
+    "PartialConv2d",
+    "UNetConfig",
+    "__version__",
+    "composite",
+    "list_presets",
+    "pad_to_multiple",
+]

@@ -1,0 +1,3 @@
+from pconv.cli import main
+
+raise SystemExit(main())

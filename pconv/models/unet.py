@@ -1,0 +1,223 @@
+"""The PConv U-Net of Liu et al. (ECCV 2018) and narrower presets.
+
+Every convolution is a :class:`~pconv.layers.PartialConv2d`. Encoder level ``i``
+halves the resolution (ReLU, batch norm on all levels but the first); each decoder
+step upsamples ×2 (nearest), concatenates the matching encoder features and masks,
+and applies a 3×3 partial convolution (batch norm, LeakyReLU 0.2). The last step
+concatenates the input image and its mask and outputs 3 channels with no
+normalisation or activation. Convolutions followed by batch norm have no bias
+(batch norm's shift replaces it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pconv.functional import pad_to_multiple
+from pconv.layers import PartialConv2d
+
+__all__ = ["PConvUNet", "UNetConfig", "get_preset", "list_presets", "register_preset"]
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of a PConv U-Net.
+
+    Attributes:
+        widths: output channels of encoder levels 1..L (the decoder mirrors them).
+        kernel_sizes: encoder kernel sizes, one per level (decoder kernels are 3).
+        depth: default number of levels used (at most ``len(widths)``).
+    """
+
+    widths: tuple[int, ...]
+    kernel_sizes: tuple[int, ...]
+    depth: int
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != len(self.kernel_sizes):
+            raise ValueError("widths and kernel_sizes must have one entry per level")
+        if not 1 <= self.depth <= len(self.widths):
+            raise ValueError(f"depth must be in 1..{len(self.widths)}, got {self.depth}")
+
+
+_PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
+_PRESETS: dict[str, UNetConfig] = {}
+
+
+def register_preset(name: str, config: UNetConfig) -> None:
+    """Make ``config`` available as ``PConvUNet(preset=name)``; names are unique."""
+    if name in _PRESETS:
+        raise ValueError(f"preset {name!r} is already registered")
+    _PRESETS[name] = config
+
+
+def get_preset(name: str) -> UNetConfig:
+    """The :class:`UNetConfig` registered as ``name``."""
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(list_presets())}") from None
+
+
+def list_presets() -> list[str]:
+    """Names of the registered presets, in registration order."""
+    return list(_PRESETS)
+
+
+# The paper's network: 8 levels for 512×512 (use depth=7 for 256×256), ~32.86 M parameters.
+register_preset("paper", UNetConfig((64, 128, 256, 512, 512, 512, 512, 512), _PAPER_KERNELS, depth=8))
+# Half the paper's widths: ~8.2 M parameters, a quarter of the compute.
+register_preset("small", UNetConfig((32, 64, 128, 256, 256, 256, 256, 256), _PAPER_KERNELS, depth=8))
+# A quarter of the paper's widths: ~2.1 M parameters, for CPUs and phones.
+register_preset("mini", UNetConfig((16, 32, 64, 128, 128, 128, 128, 128), _PAPER_KERNELS, depth=8))
+# For tests and smoke runs: trains in seconds.
+register_preset("tiny", UNetConfig((8, 16, 16, 16, 16), (7, 5, 5, 3, 3), depth=5))
+
+
+class PConvBlock(nn.Module):
+    """Partial convolution, optional batch norm, optional activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        batch_norm: bool = True,
+        activation: nn.Module | None = None,
+        mask_groups: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv = PartialConv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding=kernel_size // 2,
+            bias=not batch_norm,
+            mask_groups=mask_groups,
+        )
+        self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.act = activation if activation is not None else nn.Identity()
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        x, mask = self.conv(x, mask)
+        return self.act(self.bn(x)), mask
+
+
+class PConvUNet(nn.Module):
+    """U-Net of partial convolutions for inpainting.
+
+    Args:
+        preset: a name from :func:`list_presets` (``"paper"`` is the paper's network).
+        depth: number of levels; defaults to the preset's (``paper``: 8 for 512²
+            training, 7 for 256²).
+        in_channels: image channels (3 for RGB).
+
+    ``forward(image, mask)`` takes ``image`` ``(N, C, H, W)`` in [0, 1] (values in
+    holes are ignored) and ``mask`` ``(N, 1, H, W)``, 1 = known, 0 = hole, of any
+    H and W: both are padded with hole to a multiple of ``2**depth`` and the result
+    is cropped back. It returns ``(output, output_mask)``, ``(N, C, H, W)`` and
+    ``(N, 1, H, W)``. ``output`` is the raw prediction everywhere; combine it with
+    the input using :func:`pconv.composite`.
+    """
+
+    def __init__(self, preset: str = "paper", depth: int | None = None, *, in_channels: int = 3) -> None:
+        super().__init__()
+        config = get_preset(preset)
+        depth = config.depth if depth is None else depth
+        if not 1 <= depth <= len(config.widths):
+            raise ValueError(f"preset {preset!r} supports depth 1..{len(config.widths)}, got {depth}")
+        self.preset, self.depth, self.in_channels = preset, depth, in_channels
+        widths = config.widths[:depth]
+        channels = (in_channels, *widths)  # channels[i]: features entering level i + 1
+
+        self.encoder = nn.ModuleList(
+            PConvBlock(
+                channels[i],
+                channels[i + 1],
+                config.kernel_sizes[i],
+                stride=2,
+                batch_norm=i > 0,
+                activation=nn.ReLU(inplace=True),
+            )
+            for i in range(depth)
+        )
+        # decoder[j] rebuilds level depth-1-j from level depth-j and its skip.
+        self.decoder = nn.ModuleList(
+            PConvBlock(
+                channels[i + 1] + channels[i],
+                channels[i],
+                3,
+                batch_norm=i > 0,
+                activation=nn.LeakyReLU(0.2, inplace=True) if i > 0 else None,
+                mask_groups=(channels[i + 1], channels[i]),
+            )
+            for i in reversed(range(depth))
+        )
+        self._encoder_bn_frozen = False
+
+    @property
+    def config(self) -> dict:
+        """Keyword arguments that rebuild this architecture: ``PConvUNet(**model.config)``."""
+        return {"preset": self.preset, "depth": self.depth, "in_channels": self.in_channels}
+
+    def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        self._check_inputs(image, mask)
+        height, width = image.shape[-2:]
+        image, mask, (left, _, top, _) = pad_to_multiple(image, mask.to(image.dtype), 2**self.depth)
+
+        skips = [(image, mask)]
+        x, m = image, mask
+        for block in self.encoder:
+            x, m = block(x, m)
+            skips.append((x, m))
+        skips.pop()  # the bottleneck is the decoder's first input, not a skip
+        for block in self.decoder:
+            skip_x, skip_m = skips.pop()
+            x = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip_x], dim=1)
+            m = torch.cat([F.interpolate(m, scale_factor=2.0, mode="nearest"), skip_m.to(m.dtype)], dim=1)
+            x, m = block(x, m)
+        crop = (..., slice(top, top + height), slice(left, left + width))
+        return x[crop], m[crop]
+
+    def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
+        if image.dim() != 4 or image.shape[1] != self.in_channels:
+            raise ValueError(f"image must be (N, {self.in_channels}, H, W), got {tuple(image.shape)}")
+        expected = (image.shape[0], 1, *image.shape[2:])
+        if tuple(mask.shape) != expected:
+            raise ValueError(
+                f"mask must be (N, 1, H, W) = {expected} to match the image, got {tuple(mask.shape)}"
+            )
+
+    def freeze_encoder_bn(self, frozen: bool = True) -> PConvUNet:
+        """Freeze (or unfreeze) the encoder's batch norm for the second training stage.
+
+        While frozen, encoder batch-norm layers stay in eval mode even after
+        ``model.train()`` (running statistics are used and not updated) and their
+        affine parameters do not require gradients. Decoder batch norm still trains.
+        """
+        self._encoder_bn_frozen = frozen
+        for bn in self._encoder_batch_norms():
+            bn.requires_grad_(not frozen)
+        return self.train(self.training)
+
+    @property
+    def encoder_bn_frozen(self) -> bool:
+        """Whether :meth:`freeze_encoder_bn` is in effect."""
+        return self._encoder_bn_frozen
+
+    def train(self, mode: bool = True) -> PConvUNet:
+        super().train(mode)
+        if self._encoder_bn_frozen:
+            for bn in self._encoder_batch_norms():
+                bn.eval()
+        return self
+
+    def _encoder_batch_norms(self) -> list[nn.BatchNorm2d]:
+        return [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
