@@ -164,3 +164,15 @@ def test_presets_are_registered_once():
     with pytest.raises(ValueError, match="already registered"):
         register_preset("paper", UNetConfig((8,), (3,), 1))
     assert get_preset("paper").depth == 8
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_forward_and_backward_are_finite(dtype):
+    torch.manual_seed(0)
+    model = PConvUNet("tiny").train()
+    image, mask = random_inputs((2, 3, 64, 64), hole_fraction=0.9)
+    with torch.autocast("cpu", dtype=dtype):
+        output, _ = model(image, mask)
+        ((output.float() - image) ** 2).mean().backward()
+    assert torch.isfinite(output).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
