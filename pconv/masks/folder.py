@@ -1,0 +1,102 @@
+"""Mask folders: per-file hole ratio, bucket and border, computed from the pixels.
+
+Used for the paper's published test masks (``../shared/data/masks/nvidia_test``,
+255 = hole) and for any folder of masks written by ``pconv masks generate``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pconv.files import list_image_files
+from pconv.masks.buckets import BORDER_MARGIN, BUCKETS, bucket_of, hole_ratio, touches_border
+from pconv.masks.io import MaskChannel, MaskConvention, MaskError, read_mask
+
+__all__ = [
+    "MaskInfo",
+    "bucket_histogram",
+    "describe_mask",
+    "format_histogram",
+    "load_nvidia_masks",
+    "scan_masks",
+]
+
+
+@dataclass(frozen=True)
+class MaskInfo:
+    """One mask file: size, hole ratio, bucket (None outside (0.01, 0.6]) and border."""
+
+    path: Path
+    width: int
+    height: int
+    hole_ratio: float
+    bucket: int | None
+    border: bool
+
+
+def describe_mask(
+    path: Path,
+    convention: MaskConvention = "white-hole",
+    channel: MaskChannel = "auto",
+    margin: int = BORDER_MARGIN,
+) -> MaskInfo:
+    """Read ``path`` (see :mod:`pconv.masks.io` for the conventions) and measure it."""
+    hole = read_mask(path, convention, channel)
+    ratio = hole_ratio(hole)
+    height, width = hole.shape
+    return MaskInfo(path, width, height, ratio, bucket_of(ratio), touches_border(hole, margin))
+
+
+def scan_masks(
+    folder: str | Path,
+    convention: MaskConvention = "white-hole",
+    *,
+    channel: MaskChannel = "auto",
+    margin: int = BORDER_MARGIN,
+    workers: int = 4,
+) -> list[MaskInfo]:
+    """Measure every mask image under ``folder`` (sorted by path).
+
+    Raises:
+        MaskError: the folder holds no image, or a file cannot be read (named).
+    """
+    paths = list_image_files(folder)
+    if not paths:
+        raise MaskError(f"no mask images found in {folder}")
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # PNG decoding releases the GIL
+        return list(pool.map(lambda path: describe_mask(path, convention, channel, margin), paths))
+
+
+def load_nvidia_masks(folder: str | Path) -> list[MaskInfo]:
+    """The paper's irregular test masks (255 = hole), with bucket and border from the pixels.
+
+    The file index is not trusted: each mask's bucket comes from its hole ratio and
+    its border flag from whether a hole pixel lies within 16 px of the edge.
+    """
+    return scan_masks(folder, "white-hole")
+
+
+def bucket_histogram(masks: Iterable[MaskInfo]) -> Counter[tuple[int | None, bool]]:
+    """Number of masks per ``(bucket, border)``; bucket None counts out-of-range ratios."""
+    return Counter((mask.bucket, mask.border) for mask in masks)
+
+
+def format_histogram(histogram: Counter[tuple[int | None, bool]]) -> str:
+    """A Markdown table of a :func:`bucket_histogram`: one row per bucket."""
+    rows = ["| bucket | hole ratio | no border | border | total |", "|---|---|---|---|---|"]
+    for bucket, (low, high) in [*BUCKETS.items(), (None, (None, None))]:
+        if bucket is None and not (histogram[(None, False)] or histogram[(None, True)]):
+            continue
+        label = f"({low:.2f}, {high:.2f}]" if bucket is not None else "outside (0.01, 0.6]"
+        inside, touching = histogram[(bucket, False)], histogram[(bucket, True)]
+        rows.append(
+            f"| {bucket if bucket is not None else '-'} | {label} | {inside} | {touching} | {inside + touching} |"
+        )
+    total = sum(histogram.values())
+    rows.append(f"| all | | {sum(v for (_, b), v in histogram.items() if not b)} | "
+                f"{sum(v for (_, b), v in histogram.items() if b)} | {total} |")  # fmt: skip
+    return "\n".join(rows)

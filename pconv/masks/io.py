@@ -1,0 +1,143 @@
+"""Mask files: reading, writing and the user-facing conventions.
+
+Files use the convention of image editors and other inpainting tools: **white (255)
+= hole, black (0) = keep** (``"white-hole"``). ``"black-hole"`` reads files in the
+paper's sense (white = known). Whatever the file, a mask is read into ``hole``, a
+bool ``(H, W)`` array with True = hole, and becomes the internal tensor ``mask``
+(1 = known) only through :func:`hole_to_mask`.
+
+Reading rules:
+
+- **Threshold.** Pixels are binarised at half of the full range: a pixel is *white*
+  if its value is at least 128 (8-bit; 32768 for 16-bit, 0.5 for float images).
+  Antialiased brush edges and JPEG noise thus fall on the nearer side.
+- **Channels.** With ``channel="auto"``, an image with a varying alpha channel is read
+  from its alpha (opaque = painted = white), as a brush layer on a transparent
+  background would be; otherwise from its luminance (ITU-R 601). ``"alpha"`` and
+  ``"luminance"`` force one or the other.
+- **Size.** Masks are resized only with nearest neighbour (:func:`resize_hole`), and
+  only on request; a mask whose size differs from its image's is a
+  :class:`MaskSizeError` naming both sizes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "MASK_CONVENTIONS",
+    "MaskChannel",
+    "MaskConvention",
+    "MaskError",
+    "MaskSizeError",
+    "check_mask_size",
+    "hole_from_image",
+    "hole_to_mask",
+    "read_mask",
+    "resize_hole",
+    "write_mask",
+]
+
+MaskConvention = Literal["white-hole", "black-hole"]
+MaskChannel = Literal["auto", "alpha", "luminance"]
+MASK_CONVENTIONS: tuple[str, ...] = ("white-hole", "black-hole")
+MASK_CHANNELS: tuple[str, ...] = ("auto", "alpha", "luminance")
+
+
+class MaskError(ValueError):
+    """A mask file that cannot be used: unreadable, corrupt, or of the wrong size."""
+
+
+class MaskSizeError(MaskError):
+    """A mask whose size differs from its image's."""
+
+
+def hole_from_image(
+    image: Image.Image, convention: MaskConvention = "white-hole", channel: MaskChannel = "auto"
+) -> np.ndarray:
+    """Binarise a mask image into ``hole``: bool ``(H, W)``, True = hole (rules above)."""
+    if convention not in MASK_CONVENTIONS:
+        raise ValueError(f"mask convention must be one of {MASK_CONVENTIONS}, got {convention!r}")
+    if channel not in MASK_CHANNELS:
+        raise ValueError(f"mask channel must be one of {MASK_CHANNELS}, got {channel!r}")
+    white = _white_pixels(_mask_plane(image, channel))
+    return white if convention == "white-hole" else ~white
+
+
+def read_mask(
+    path: str | Path, convention: MaskConvention = "white-hole", channel: MaskChannel = "auto"
+) -> np.ndarray:
+    """Read a mask file into ``hole``: bool ``(H, W)``, True = hole.
+
+    Raises:
+        MaskError: the file is missing, unreadable or not a decodable image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return hole_from_image(image, convention, channel)
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise MaskError(f"cannot read mask {path}: {error}") from error
+
+
+def write_mask(path: str | Path, hole: np.ndarray) -> None:
+    """Write ``hole`` (bool ``(H, W)``, True = hole) as an 8-bit PNG, 255 = hole."""
+    Image.fromarray(np.where(hole, 255, 0).astype(np.uint8), mode="L").save(path)
+
+
+def hole_to_mask(hole: np.ndarray) -> torch.Tensor:
+    """The internal mask of a ``hole`` array: float32 ``(1, 1, H, W)``, 1 = known, 0 = hole."""
+    return torch.from_numpy(~np.asarray(hole, bool)).float()[None, None]
+
+
+def resize_hole(hole: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``hole`` to ``size`` = ``(width, height)`` with nearest neighbour (never bilinear)."""
+    image = Image.fromarray(np.asarray(hole, np.uint8) * 255)
+    return np.asarray(image.resize(size, Image.Resampling.NEAREST)) > 127
+
+
+def check_mask_size(
+    mask_size: tuple[int, int],
+    image_size: tuple[int, int],
+    mask_name: str = "mask",
+    image_name: str = "image",
+) -> None:
+    """Raise :class:`MaskSizeError` unless the ``(width, height)`` sizes are equal."""
+    if tuple(mask_size) != tuple(image_size):
+        raise MaskSizeError(
+            f"{mask_name} is {mask_size[0]}×{mask_size[1]} but {image_name} is {image_size[0]}×{image_size[1]}; "
+            "masks are never resized silently: resize it with nearest neighbour first"
+        )
+
+
+def _mask_plane(image: Image.Image, channel: MaskChannel) -> np.ndarray:
+    """The single plane a mask is read from (alpha or luminance), in the image's range."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA")
+    if channel == "alpha" and not has_alpha:
+        raise MaskError(f"mask has no alpha channel (mode {image.mode}); use channel 'luminance'")
+    if has_alpha:
+        alpha = np.asarray(image.getchannel("A"))
+        if channel == "alpha" or (channel == "auto" and alpha.min() != alpha.max()):
+            return alpha
+    if image.mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "F"):
+        return np.asarray(image)
+    return np.asarray(image.convert("L"))
+
+
+def _white_pixels(plane: np.ndarray) -> np.ndarray:
+    """Pixels at or above half of the full range of ``plane``'s type."""
+    if plane.dtype == bool:
+        return plane.copy()
+    if np.issubdtype(plane.dtype, np.floating):
+        return plane >= 0.5
+    if plane.dtype == np.uint8:
+        return plane >= 128
+    return plane >= 32768  # 16-bit (PIL reads them as uint16 or int32)
