@@ -86,17 +86,21 @@ def bucket_histogram(masks: Iterable[MaskInfo]) -> Counter[tuple[int | None, boo
 
 
 def format_histogram(histogram: Counter[tuple[int | None, bool]]) -> str:
-    """A Markdown table of a :func:`bucket_histogram`: one row per bucket."""
+    """A Markdown table of a :func:`bucket_histogram`: one row per bucket, then totals."""
     rows = ["| bucket | hole ratio | no border | border | total |", "|---|---|---|---|---|"]
-    for bucket, (low, high) in [*BUCKETS.items(), (None, (None, None))]:
-        if bucket is None and not (histogram[(None, False)] or histogram[(None, True)]):
-            continue
-        label = f"({low:.2f}, {high:.2f}]" if bucket is not None else "outside (0.01, 0.6]"
-        inside, touching = histogram[(bucket, False)], histogram[(bucket, True)]
+
+    def row(bucket: str, label: str, inside: int, touching: int) -> str:
+        return f"| {bucket} | {label} | {inside} | {touching} | {inside + touching} |"
+
+    for bucket, (low, high) in BUCKETS.items():
         rows.append(
-            f"| {bucket if bucket is not None else '-'} | {label} | {inside} | {touching} | {inside + touching} |"
+            row(
+                str(bucket), f"({low:.2f}, {high:.2f}]", histogram[(bucket, False)], histogram[(bucket, True)]
+            )
         )
-    total = sum(histogram.values())
-    rows.append(f"| all | | {sum(v for (_, b), v in histogram.items() if not b)} | "
-                f"{sum(v for (_, b), v in histogram.items() if b)} | {total} |")  # fmt: skip
+    if histogram[(None, False)] or histogram[(None, True)]:
+        rows.append(row("-", "outside (0.01, 0.60]", histogram[(None, False)], histogram[(None, True)]))
+    inside = sum(count for (_, border), count in histogram.items() if not border)
+    touching = sum(count for (_, border), count in histogram.items() if border)
+    rows.append(row("all", "", inside, touching))
     return "\n".join(rows)

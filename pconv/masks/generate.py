@@ -67,11 +67,18 @@ class MaskGenerator:
     ) -> np.ndarray:
         if bucket is None:
             bucket = int(rng.choice(list(BUCKETS), p=self.bucket_probabilities))
-        if border is None:
-            border = bool(rng.random() < self.border_probability)
         if bucket not in BUCKETS:
             raise ValueError(f"bucket must be one of {list(BUCKETS)}, got {bucket}")
-        self._check_feasible(height, width, bucket, border)
+        if min(height, width) < 8:
+            raise ValueError(f"masks must be at least 8×8, got {height}×{width}")
+        if border is None:  # small crops cannot hold large holes inside the band: use border then
+            inside_fits = self._fits_inside(height, width, bucket)
+            border = bool(rng.random() < self.border_probability) or not inside_fits
+        elif not border and not self._fits_inside(height, width, bucket):
+            raise ValueError(
+                f"a {height}×{width} mask has too little room inside its {self.margin}px border band "
+                f"for bucket {bucket} without border; use a larger size or allow the border"
+            )
         low, high = BUCKETS[bucket]
         for _ in range(_MAX_RESTARTS):
             hole = self._draw(height, width, rng, rng.uniform(low, high), high, border)
@@ -83,16 +90,10 @@ class MaskGenerator:
                 return hole
         raise RuntimeError(f"could not draw a {height}×{width} mask for bucket {bucket}, border={border}")
 
-    def _check_feasible(self, height: int, width: int, bucket: int, border: bool) -> None:
-        low = BUCKETS[bucket][0]
+    def _fits_inside(self, height: int, width: int, bucket: int) -> bool:
+        """Whether the area inside the border band leaves room for the bucket's holes."""
         interior = max(height - 2 * self.margin, 0) * max(width - 2 * self.margin, 0) / (height * width)
-        if not border and interior <= low * 1.25:
-            raise ValueError(
-                f"a {height}×{width} mask has too little room inside its {self.margin}px border band "
-                f"for bucket {bucket} without border; use a larger size or --border"
-            )
-        if min(height, width) < 8:
-            raise ValueError(f"masks must be at least 8×8, got {height}×{width}")
+        return interior > BUCKETS[bucket][0] * 1.25
 
     def _draw(
         self, height: int, width: int, rng: np.random.Generator, target: float, high: float, border: bool

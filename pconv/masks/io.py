@@ -111,8 +111,9 @@ def check_mask_size(
     """Raise :class:`MaskSizeError` unless the ``(width, height)`` sizes are equal."""
     if tuple(mask_size) != tuple(image_size):
         raise MaskSizeError(
-            f"{mask_name} is {mask_size[0]}×{mask_size[1]} but {image_name} is {image_size[0]}×{image_size[1]}; "
-            "masks are never resized silently: resize it with nearest neighbour first"
+            f"{mask_name} is {mask_size[0]}×{mask_size[1]} but {image_name} is "
+            f"{image_size[0]}×{image_size[1]}; masks are never resized silently: "
+            "resize it with nearest neighbour first"
         )
 
 
