@@ -6,8 +6,10 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import pconv
 from pconv.cli import main
@@ -41,3 +43,47 @@ def test_missing_command_is_an_error(capsys):
         main([])
     assert exit_.value.code == 2
     assert "required: COMMAND" in capsys.readouterr().err
+
+
+def test_masks_generate_stats_and_preview(tmp_path, capsys):
+    out = tmp_path / "masks"
+    args = ["masks", "generate", str(out), "--count", "6", "--bucket", "2", "--no-border", "--size", "96x80"]
+    assert main([*args, "--seed", "3"]) == 0
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 6
+    pixels = np.asarray(Image.open(files[0]))
+    assert pixels.shape == (80, 96) and set(np.unique(pixels)) == {0, 255}
+
+    capsys.readouterr()
+    assert main(["masks", "stats", str(out)]) == 0
+    assert "| 2 | (0.10, 0.20] | 6 | 0 | 6 |" in capsys.readouterr().out
+
+    assert main(["masks", "preview", str(out), "-o", str(tmp_path / "sheet.png"), "--columns", "3"]) == 0
+    assert Image.open(tmp_path / "sheet.png").size == (3 * 132, 2 * 146)
+
+    assert main([*args, "--seed", "3"]) == 2  # existing files are kept
+    assert "already exist" in capsys.readouterr().err
+    before = files[0].read_bytes()
+    assert main([*args, "--seed", "3", "--overwrite"]) == 0
+    assert files[0].read_bytes() == before  # same seed, same masks
+
+
+def test_masks_stats_reads_the_other_convention(tmp_path, capsys):
+    hole = np.zeros((64, 64), bool)
+    hole[20:40, 20:40] = True  # ratio 0.098: bucket 1, no border
+    Image.fromarray(np.where(hole, 0, 255).astype(np.uint8)).save(tmp_path / "black_hole.png")
+    assert main(["masks", "stats", str(tmp_path), "--mask-convention", "black-hole"]) == 0
+    assert "| 1 | (0.01, 0.10] | 1 | 0 | 1 |" in capsys.readouterr().out
+
+
+def test_masks_commands_report_bad_folders(tmp_path, capsys):
+    assert main(["masks", "stats", str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["masks", "stats", str(tmp_path)]) == 2
+    assert "no mask images" in capsys.readouterr().err
+    (tmp_path / "broken.png").write_bytes(b"junk")
+    assert main(["masks", "stats", str(tmp_path)]) == 2
+    assert "cannot read mask" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["masks", "generate", str(tmp_path), "--size", "big"])
+    assert "size must be S or WxH" in capsys.readouterr().err

@@ -69,10 +69,10 @@ class InpaintingDataset(torch.utils.data.Dataset):
         self.mask_convention = mask_convention
         self.epoch = 0
         self.skipped: list[Path] = []
-        self.files = self._usable_images(Path(root))
         self.mask_files = list_image_files(masks) if masks is not None else None
         if self.mask_files == []:
             raise DataError(f"no mask images found in {masks}")
+        self.files = self._usable_images(Path(root))
 
     def _usable_images(self, root: Path) -> list[Path]:
         """Image files whose header can be read; counts those smaller than the crop."""
