@@ -177,10 +177,8 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pconv.masks.io import MaskError
-
     try:
         return args.handler(args)
-    except (CommandError, MaskError, OSError) as error:
+    except (CommandError, ValueError, OSError) as error:  # bad input: one line, no traceback
         print(f"pconv: error: {error}", file=sys.stderr)
         return 2

@@ -87,3 +87,8 @@ def test_masks_commands_report_bad_folders(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["masks", "generate", str(tmp_path), "--size", "big"])
     assert "size must be S or WxH" in capsys.readouterr().err
+
+
+def test_masks_generate_reports_impossible_requests(tmp_path, capsys):
+    assert main(["masks", "generate", str(tmp_path), "--bucket", "6", "--no-border", "--size", "48"]) == 2
+    assert "too little room" in capsys.readouterr().err

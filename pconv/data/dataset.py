@@ -16,8 +16,9 @@ from PIL import Image, UnidentifiedImageError
 
 from pconv.data.images import ImageReadError, read_rgb
 from pconv.files import list_image_files
-from pconv.masks import MaskGenerator, hole_to_mask, read_mask, resize_hole
+from pconv.masks import MASK_CONVENTIONS, MaskGenerator, hole_to_mask, read_mask, resize_hole
 from pconv.masks.augment import augment_hole
+from pconv.masks.io import MaskConvention
 
 __all__ = ["DataError", "DataWarning", "InpaintingDataset"]
 
@@ -57,12 +58,14 @@ class InpaintingDataset(torch.utils.data.Dataset):
         crop_size: int = 256,
         masks: str | Path | None = None,
         mask_generator: MaskGenerator | None = None,
-        mask_convention: str = "white-hole",
+        mask_convention: MaskConvention = "white-hole",
         train: bool = True,
         scale_range: tuple[float, float] | None = None,
         flip: bool = True,
         seed: int = 0,
     ) -> None:
+        if mask_convention not in MASK_CONVENTIONS:
+            raise ValueError(f"mask_convention must be one of {MASK_CONVENTIONS}, got {mask_convention!r}")
         self.crop_size, self.train, self.flip, self.seed = crop_size, train, flip, seed
         self.scale_range = scale_range
         self.mask_generator = mask_generator or MaskGenerator()
