@@ -39,7 +39,10 @@ class InpaintingDataset(torch.utils.data.Dataset):
         crop_size: side of the square crops.
         masks: ``None`` for masks from ``mask_generator``, or a folder of mask files
             (white/255 = hole unless ``mask_convention`` says otherwise), which are
-            augmented with random dilation, rotation, translation and crop.
+            augmented with random dilation, rotation, translation and crop (train) or
+            resized with nearest neighbour (validation).
+        mask_generator: the generator used without ``masks`` (default: uniform over
+            the six buckets, border or not with equal chance).
         train: random crops, flips and rescales if True; centre crops otherwise.
         scale_range: ``(low, high)`` random rescale factors before cropping (train only).
         flip: random horizontal flips (train only).
