@@ -99,13 +99,12 @@ def _add_masks_commands(commands) -> None:
 
 
 def _run_masks_generate(args: argparse.Namespace) -> int:
-    from collections import Counter
     from pathlib import Path
 
     import numpy as np
 
-    from pconv.masks import MaskGenerator, bucket_of, hole_ratio, touches_border, write_mask
-    from pconv.masks.folder import format_histogram
+    from pconv.masks import MaskGenerator, write_mask
+    from pconv.masks.folder import bucket_histogram, describe_hole, format_histogram
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,15 +112,15 @@ def _run_masks_generate(args: argparse.Namespace) -> int:
     existing = [path for path in paths if path.exists()]
     if existing and not args.overwrite:
         raise CommandError(f"{len(existing)} files already exist (first: {existing[0]}); pass --overwrite")
-    generator, histogram = MaskGenerator(), Counter()
+    generator, written = MaskGenerator(), []
     width, height = args.size
     for index, path in enumerate(paths):
         rng = np.random.default_rng([args.seed, index])  # mask i depends on (seed, i) only
         hole = generator(height, width, rng, bucket=args.bucket, border=args.border)
         write_mask(path, hole)
-        histogram[(bucket_of(hole_ratio(hole)), touches_border(hole))] += 1
+        written.append(describe_hole(hole, path))
     print(f"wrote {len(paths)} masks ({width}×{height}, 255 = hole) to {out_dir}")
-    print(format_histogram(histogram))
+    print(format_histogram(bucket_histogram(written)))
     return 0
 
 

@@ -241,3 +241,8 @@ def test_nvidia_masks_are_assigned_from_pixels(tmp_path):
     assert not any(info.border for info in inside)  # the "no border" halves never touch the band
     touching = [info for info in infos if truth[info.path.name][1]]
     assert sum(info.border for info in touching) >= 0.9 * len(touching)  # a few in the file index do not
+
+
+def test_resize_to_the_same_size_returns_the_mask_unchanged():
+    hole = generate_mask(32, 48, bucket=2, border=True, seed=2)
+    assert resize_hole(hole, (48, 32)) is hole

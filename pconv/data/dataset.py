@@ -156,9 +156,4 @@ class InpaintingDataset(torch.utils.data.Dataset):
             return self.mask_generator(size, size, rng)
         path = self.mask_files[rng.integers(len(self.mask_files))]
         hole = read_mask(path, self.mask_convention)
-        return augment_hole(hole, size, rng) if self.train else _fit(hole, size)
-
-
-def _fit(hole: np.ndarray, size: int) -> np.ndarray:
-    """``hole`` resized to ``size``×``size`` with nearest neighbour."""
-    return hole if hole.shape == (size, size) else resize_hole(hole, (size, size))
+        return augment_hole(hole, size, rng) if self.train else resize_hole(hole, (size, size))

@@ -27,4 +27,4 @@ def augment_hole(hole: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     side = max(1, round(min(width, height) * rng.uniform(0.6, 1.0)))
     left, top = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
     cropped = np.asarray(image.crop((left, top, left + side, top + side))) > 127
-    return cropped if side == size else resize_hole(cropped, (size, size))
+    return resize_hole(cropped, (size, size))

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from pconv.files import list_image_files
 from pconv.masks.buckets import BORDER_MARGIN, BUCKETS, bucket_of, hole_ratio, touches_border
 from pconv.masks.io import MaskChannel, MaskConvention, MaskError, read_mask
@@ -19,6 +21,7 @@ from pconv.masks.io import MaskChannel, MaskConvention, MaskError, read_mask
 __all__ = [
     "MaskInfo",
     "bucket_histogram",
+    "describe_hole",
     "describe_mask",
     "format_histogram",
     "load_nvidia_masks",
@@ -45,7 +48,11 @@ def describe_mask(
     margin: int = BORDER_MARGIN,
 ) -> MaskInfo:
     """Read ``path`` (see :mod:`pconv.masks.io` for the conventions) and measure it."""
-    hole = read_mask(path, convention, channel)
+    return describe_hole(read_mask(path, convention, channel), path, margin)
+
+
+def describe_hole(hole: np.ndarray, path: Path, margin: int = BORDER_MARGIN) -> MaskInfo:
+    """Measure ``hole`` (bool ``(H, W)``, True = hole), the content of ``path``."""
     ratio = hole_ratio(hole)
     height, width = hole.shape
     return MaskInfo(path, width, height, ratio, bucket_of(ratio), touches_border(hole, margin))

@@ -97,7 +97,12 @@ def hole_to_mask(hole: np.ndarray) -> torch.Tensor:
 
 
 def resize_hole(hole: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize ``hole`` to ``size`` = ``(width, height)`` with nearest neighbour (never bilinear)."""
+    """Resize ``hole`` to ``size`` = ``(width, height)`` with nearest neighbour (never bilinear).
+
+    A ``hole`` already of that size is returned as it is.
+    """
+    if hole.shape == (size[1], size[0]):
+        return hole
     image = Image.fromarray(np.asarray(hole, np.uint8) * 255)
     return np.asarray(image.resize(size, Image.Resampling.NEAREST)) > 127
 
