@@ -30,17 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show versions, devices and model presets")
     info.set_defaults(handler=_run_info)
     _add_masks_commands(commands)
+    _add_train_command(commands)
+    _add_export_command(commands)
     return parser
 
 
-def add_mask_convention_argument(parser: argparse.ArgumentParser) -> None:
+def add_mask_convention_argument(
+    parser: argparse.ArgumentParser, *, channel: bool = True, default: str | None = "white-hole"
+) -> None:
     """``--mask-convention`` and ``--mask-channel``, shared by every command that reads masks."""
     parser.add_argument(
         "--mask-convention",
         choices=("white-hole", "black-hole"),
-        default="white-hole",
+        default=default,
         help="white-hole (default): white/255 = hole, as in image editors; black-hole: black/0 = hole",
     )
+    if not channel:
+        return
     parser.add_argument(
         "--mask-channel",
         choices=("auto", "alpha", "luminance"),
@@ -146,6 +152,101 @@ def _run_masks_stats(args: argparse.Namespace) -> int:
     masks = scan_masks(args.folder, args.mask_convention, channel=args.mask_channel)
     print(f"{len(masks)} masks in {args.folder}")
     print(format_histogram(bucket_histogram(masks)))
+    return 0
+
+
+# TrainConfig fields set by flags of the same name (dashes for underscores).
+_TRAIN_SETTINGS = (
+    "data", "val", "val_masks", "masks", "mask_convention", "out", "preset", "depth", "crop", "batch_size",
+    "steps", "lr", "stage", "init", "loss", "vgg_weights", "random_vgg", "seed", "device", "precision",
+    "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype",
+)  # fmt: skip
+
+
+def _loss_weights(text: str) -> dict[str, float]:
+    """``hole=6,style=120`` as a dict."""
+    try:
+        return {name.strip(): float(value) for name, value in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"loss weights look like hole=6,style=120, not {text!r}") from None
+
+
+def _add_train_command(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a model (the paper's loss and two-stage schedule)",
+        description="Train a PConv U-Net. Settings come from the defaults, then --config FILE.toml, then "
+        "the flags. A run lives in --out: checkpoint.pt, metrics.jsonl, tensorboard/, samples/, "
+        "model.safetensors. Multi-GPU: torchrun --nproc-per-node N -m pconv train ...",
+    )
+    add = train.add_argument
+    add("--config", metavar="FILE.toml", help="settings file (keys named like the flags, with underscores)")
+    add("--data", metavar="DIR", help="training images (searched recursively)")
+    add("--val", metavar="DIR", help="validation images (L1/PSNR/SSIM and image grids while training)")
+    add("--val-masks", metavar="DIR", help="validation masks, 255 = hole (default: generated)")
+    add("--val-limit", type=int, metavar="N", help="validation images used (default 60)")
+    add("--out", metavar="DIR", help="run folder")
+    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    add("--preset", help="model preset: paper, small, mini, tiny (default paper, or --init's)")
+    add("--depth", type=int, help="U-Net levels (default: the preset's)")
+    add("--crop", type=int, metavar="PX", help="training crop size (default 256)")
+    add("--batch-size", type=int, metavar="N", help="images per step and process (default 6)")
+    add("--steps", type=int, metavar="N", help="optimizer steps of the run in total (default 10000)")
+    add("--lr", type=float, help="learning rate (default 2e-4 in stage 1, 5e-5 in stage 2)")
+    add("--stage", type=int, choices=(1, 2), help="1: batch norm trains; 2: encoder batch norm frozen")
+    add("--init", metavar="CHECKPOINT", help="start from these weights (stage 2: the stage-1 result)")
+    add("--masks", metavar="DIR", help="training masks, augmented (default: the mask generator)")
+    add_mask_convention_argument(train, channel=False, default=None)
+    add("--loss-weights", dest="loss", type=_loss_weights, metavar="NAME=W,...",
+        help="loss weights: valid, hole, perceptual, style, tv (default 1,6,0.05,120,0.1)")  # fmt: skip
+    vgg = train.add_mutually_exclusive_group()
+    vgg.add_argument("--vgg-weights", metavar="PATH", help="VGG weights: .safetensors, .pth or 'torchvision'")
+    vgg.add_argument("--random-vgg", action="store_true", default=None, help="random VGG (smoke tests only)")
+    add("--seed", type=int, help="seed of the model init, data order, crops and masks (default 0)")
+    add("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast (default: bf16 on CUDA)")
+    add("--workers", type=int, metavar="N", help="data-loading processes (default min(4, threads))")
+    add("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints (default 1000)")
+    add("--val-every", type=int, metavar="N", help="steps between validations (default 1000)")
+    add("--log-every", type=int, metavar="N", help="steps between log lines (default 50)")
+    add("--export-dtype", choices=("float32", "float16"), help="dtype of model.safetensors (default float32)")
+    train.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pconv.train import CheckpointError, TrainConfig, TrainingError, load_config_file, resume, train
+
+    settings = load_config_file(args.config) if args.config else {}
+    settings |= {name: getattr(args, name) for name in _TRAIN_SETTINGS if getattr(args, name) is not None}
+    try:
+        if args.resume:
+            if "out" not in settings:
+                raise CommandError("--resume needs --out (the run folder)")
+            resume(settings.pop("out"), overrides=settings)
+        else:
+            train(TrainConfig.from_dict(settings))
+    except (TrainingError, CheckpointError) as error:
+        raise CommandError(str(error)) from None
+    return 0
+
+
+def _add_export_command(commands) -> None:
+    export = commands.add_parser("export", help="export weights from a checkpoint (safetensors)")
+    export.add_argument("--format", choices=("safetensors",), default="safetensors")
+    export.add_argument("--weights", required=True, metavar="PATH", help="checkpoint.pt or .safetensors")
+    export.add_argument("-o", "--output", required=True, metavar="FILE")
+    export.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    export.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from pconv.weights import load_model, save_weights
+
+    model = load_model(args.weights)
+    path = save_weights(model, args.output, dtype=torch.float16 if args.half else torch.float32)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, preset {model.preset}, depth {model.depth})")
     return 0
 
 

@@ -1,10 +1,12 @@
-"""Finding image files in folders, with clear errors for unusable folders."""
+"""Files: finding images in folders, and writing files atomically."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "list_image_files"]
+__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "list_image_files"]
 
 #: File extensions read as images (lower case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -32,3 +34,37 @@ def list_image_files(folder: str | Path, *, recursive: bool = True) -> list[Path
     except PermissionError as error:
         raise PermissionError(f"cannot read folder {folder}: {error}") from error
     return sorted(files)
+
+
+def atomic_write(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that the file is either complete or untouched.
+
+    The data goes to a temporary file in the same folder, is flushed and fsynced, and
+    is renamed over ``path``; the folder is fsynced too. A crash or kill at any moment
+    leaves the previous ``path`` (or none) and at worst a stray ``.tmp`` file; an
+    error (disk full, permissions) removes the temporary file and is raised as an
+    :class:`OSError` naming ``path``.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    with contextlib.suppress(OSError):  # not every platform can fsync a folder
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return path

@@ -2,5 +2,15 @@
 
 from pconv.data.dataset import DataError, DataWarning, InpaintingDataset
 from pconv.data.images import ImageReadError, read_rgb, to_rgb
+from pconv.data.stream import EpochStream, StepSampler
 
-__all__ = ["DataError", "DataWarning", "ImageReadError", "InpaintingDataset", "read_rgb", "to_rgb"]
+__all__ = [
+    "DataError",
+    "DataWarning",
+    "EpochStream",
+    "ImageReadError",
+    "InpaintingDataset",
+    "StepSampler",
+    "read_rgb",
+    "to_rgb",
+]

@@ -115,7 +115,11 @@ class InpaintingDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
+        return self.sample(index, self.epoch)
+
+    def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index`` as drawn in ``epoch`` (validation items ignore the epoch)."""
+        rng = np.random.default_rng([self.seed, epoch if self.train else 0, index])
         image = self._read(index)
         crop = self._crop(image, rng)
         if self.train and self.flip and rng.random() < 0.5:

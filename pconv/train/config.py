@@ -1,0 +1,133 @@
+"""Training configuration: defaults < config file (TOML) < command-line flags.
+
+The resolved :class:`TrainConfig` is written to ``OUT/config.json`` and into every
+checkpoint, so a run can be resumed, and its model rebuilt, from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import tomllib
+
+from pconv.losses import LossWeights
+
+__all__ = ["RESUMABLE_FIELDS", "STAGE_LEARNING_RATES", "ConfigError", "TrainConfig", "load_config_file"]
+
+#: The paper's learning rates: stage 1 trains with batch norm, stage 2 fine-tunes with the encoder's frozen.
+STAGE_LEARNING_RATES = {1: 2e-4, 2: 5e-5}
+
+#: Settings a resumed run may change; everything else must match the checkpoint.
+RESUMABLE_FIELDS = frozenset(
+    {"steps", "device", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype"}
+)
+
+
+class ConfigError(ValueError):
+    """An invalid or contradictory training configuration."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (paths are stored as given)."""
+
+    data: str
+    out: str
+    val: str | None = None
+    val_masks: str | None = None
+    masks: str | None = None
+    mask_convention: str = "white-hole"
+    preset: str | None = None  # None: the init model's, else "paper"
+    depth: int | None = None
+    crop: int = 256
+    batch_size: int = 6
+    steps: int = 10_000
+    lr: float | None = None
+    stage: int = 1
+    init: str | None = None
+    loss: LossWeights = field(default_factory=LossWeights)
+    vgg_weights: str | None = None
+    random_vgg: bool = False
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    workers: int | None = None
+    checkpoint_every: int = 1000
+    val_every: int = 1000
+    val_limit: int = 60
+    log_every: int = 50
+    export_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "stage must be 1 or 2": self.stage in STAGE_LEARNING_RATES,
+            "stage 2 starts from a stage-1 model: give init (--init CHECKPOINT)": self.stage == 1
+            or self.init is not None,
+            "crop, batch_size, steps, checkpoint_every, val_every and log_every must be positive": min(
+                self.crop, self.batch_size, self.steps, self.checkpoint_every, self.val_every, self.log_every
+            )
+            > 0,
+            "precision must be auto, fp32, bf16 or fp16": self.precision in ("auto", "fp32", "bf16", "fp16"),
+            "export_dtype must be float32 or float16": self.export_dtype in ("float32", "float16"),
+            "give VGG weights (vgg_weights) or random_vgg, not both": not (
+                self.vgg_weights and self.random_vgg
+            ),
+        }
+        problems = [message for message, ok in checks.items() if not ok]
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the paper's rate for the stage."""
+        return self.lr if self.lr is not None else STAGE_LEARNING_RATES[self.stage]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Build from plain values (a TOML/JSON table); unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+        values = dict(values)
+        if isinstance(values.get("loss"), dict):
+            try:
+                values["loss"] = LossWeights(**values["loss"])
+            except TypeError as error:
+                raise ConfigError(f"bad [loss] table: {error}") from None
+        missing = sorted(name for name in ("data", "out") if name not in values)
+        if missing:
+            raise ConfigError(f"missing training settings: {', '.join(missing)}")
+        return cls(**values)
+
+    def resumed_with(self, overrides: dict) -> TrainConfig:
+        """This (saved) config with the settings a resumed run may change."""
+        fixed = {
+            name: value
+            for name, value in overrides.items()
+            if name not in RESUMABLE_FIELDS and name != "out" and value != getattr(self, name)
+        }
+        if fixed:
+            listed = ", ".join(
+                f"{name} (checkpoint: {getattr(self, name)!r}, asked: {fixed[name]!r})" for name in fixed
+            )
+            raise ConfigError(f"cannot change these settings when resuming: {listed}")
+        return replace(self, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS})
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def load_config_file(path: str | Path) -> dict:
+    """The settings in a TOML file (top-level keys named as :class:`TrainConfig` fields,
+    loss weights in a ``[loss]`` table)."""
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None

@@ -1,0 +1,411 @@
+"""The training loop: the paper's two-stage schedule, exact resume, mixed precision, DDP.
+
+Run layout under ``out``: ``config.json``, ``checkpoint.pt`` (the latest, replaced
+atomically), ``metrics.jsonl``, ``tensorboard/``, ``samples/step_NNNNNNN.png``
+(validation grids), ``best.safetensors`` (best validation PSNR) and
+``model.safetensors`` (the weights at the end).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from pconv.data import EpochStream, InpaintingDataset, StepSampler
+from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
+from pconv.models import PConvUNet
+from pconv.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from pconv.train.config import ConfigError, TrainConfig
+from pconv.train.distributed import Distributed, all_ranks_true, check_replicas_identical, setup_distributed
+from pconv.train.logger import RunLogger, save_png
+from pconv.train.validation import ValidationSet
+from pconv.weights import load_model, save_weights
+
+__all__ = ["MISSING_VGG_MESSAGE", "TrainingError", "resolve_device", "resume", "train"]
+
+MISSING_VGG_MESSAGE = (
+    "the perceptual and style losses need ImageNet VGG-16 weights; give one of: "
+    "--vgg-weights FILE.safetensors (with its input convention in the metadata, e.g. "
+    "vgg16_pool3_caffe.safetensors), --vgg-weights vgg16-397923af.pth (torchvision's state dict), "
+    "--vgg-weights torchvision (download torchvision's weights once, ~530 MB), "
+    "or --random-vgg for smoke tests (random features: not a real perceptual loss)"
+)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA if available, else MPS, else CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def train(config: TrainConfig) -> Path:
+    """Run a new training run into ``config.out``; returns the exported weights file.
+
+    Under ``torchrun`` every process calls this; rank 0 logs, validates and writes files.
+
+    Raises:
+        ConfigError: ``config.out`` already holds a run, or cannot be written.
+    """
+    out = Path(config.out)
+    if (out / CHECKPOINT_NAME).exists():
+        raise ConfigError(
+            f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, "
+            "or choose another --out"
+        )
+    _check_writable(out)
+    return _run(config, checkpoint=None)
+
+
+def resume(out: str | Path, overrides: dict | None = None) -> Path:
+    """Continue the run in ``out`` from its latest checkpoint, exactly where it stopped.
+
+    ``overrides`` may change the settings in :data:`~pconv.train.config.RESUMABLE_FIELDS`
+    (e.g. a larger ``steps``); any other setting must equal the checkpoint's.
+    """
+    path = Path(out) / CHECKPOINT_NAME
+    if not path.exists():
+        raise ConfigError(f"nothing to resume: {path} does not exist")
+    checkpoint = load_checkpoint(path)
+    config = TrainConfig.from_dict(checkpoint["config"]).resumed_with(overrides or {})
+    return _run(replace(config, out=str(out)), checkpoint)
+
+
+def _run(config: TrainConfig, checkpoint: dict | None) -> Path:
+    device = resolve_device(config.device)
+    context = setup_distributed(device.type)
+    if context.enabled and device.type == "cuda":
+        device = torch.device("cuda", context.local_rank)
+    try:
+        return Trainer(config, device, context, checkpoint).run()
+    finally:
+        if context.enabled:
+            dist.destroy_process_group()
+
+
+class Trainer:
+    """One training run, new (``checkpoint`` None) or resumed; see :func:`train`."""
+
+    def __init__(
+        self, config: TrainConfig, device: torch.device, context: Distributed, checkpoint: dict | None
+    ) -> None:
+        self.out, self.device, self.context = Path(config.out), device, context
+        init_model = None
+        if checkpoint is None:
+            init_model = load_model(config.init) if config.init is not None else None
+            config = _resolve_architecture(config, init_model)
+        self.config = config
+        self.step = checkpoint["step"] if checkpoint else 0
+        self.images_before = checkpoint["images_before"] if checkpoint else _images_seen_by(config.init)
+        self.best_psnr = checkpoint["best_psnr"] if checkpoint else -math.inf
+        self.precision = _precision(config.precision, device)
+
+        torch.manual_seed(config.seed)
+        self.model = PConvUNet(config.preset, config.depth).to(device)
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+        elif init_model is not None:
+            self.model.load_state_dict(init_model.state_dict())
+        if config.stage == 2:
+            self.model.freeze_encoder_bn()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            self.model.to(memory_format=torch.channels_last)
+        self.criterion = InpaintingLoss(_build_vgg(config), config.loss).to(device)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.model.parameters() if p.requires_grad], lr=config.learning_rate
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == torch.float16)
+        if checkpoint is not None:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scaler.load_state_dict(checkpoint["scaler"])
+            restore_rng_state(checkpoint["rng"])
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            if context.enabled
+            else None
+        )
+        self.loader = self._loader()
+        self.validation = (
+            ValidationSet.build(
+                config.val, crop=config.crop, limit=config.val_limit, masks=config.val_masks, seed=config.seed
+            )
+            if config.val and context.is_main
+            else None
+        )
+        if context.is_main:
+            config.save(self.out / "config.json")
+        self.logger = RunLogger(self.out, start_step=self.step, enabled=context.is_main)
+        self._announce(checkpoint)
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        config = self.config
+        dataset = InpaintingDataset(
+            config.data,
+            crop_size=config.crop,
+            masks=config.masks,
+            mask_convention=config.mask_convention,
+            seed=config.seed,
+        )
+        workers = config.workers if config.workers is not None else min(4, torch.get_num_threads())
+        sampler = StepSampler(
+            config.batch_size,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+            start_step=self.step,
+        )
+        return torch.utils.data.DataLoader(
+            EpochStream(dataset, config.seed),
+            batch_size=config.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
+
+    def _announce(self, checkpoint: dict | None) -> None:
+        if not self.context.is_main:
+            return
+        config = self.config
+        parameters = sum(p.numel() for p in self.model.parameters())
+        effective = config.batch_size * self.context.world_size
+        print(
+            f"stage {config.stage}: preset {config.preset} (depth {self.model.depth}, "
+            f"{parameters:,} parameters), {config.crop}px crops, lr {config.learning_rate:g}, "
+            f"{_precision_name(self.precision)} on {self.device}"
+        )
+        print(
+            f"effective batch size {effective} ({self.context.world_size} process"
+            f"{'es' if self.context.world_size > 1 else ''} × {config.batch_size})"
+        )
+        if checkpoint is not None:
+            print(f"resuming {self.out / CHECKPOINT_NAME} at step {self.step} of {config.steps}")
+        elif config.init is not None:
+            print(f"starting from the weights of {config.init}")
+
+    # -- training --------------------------------------------------------------------------
+
+    @property
+    def images_seen(self) -> int:
+        """Images seen by this run's model since its first step, including the ``init`` model's."""
+        return self.images_before + self.step * self.config.batch_size * self.context.world_size
+
+    def run(self) -> Path:
+        config = self.config
+        progress = tqdm(
+            total=config.steps, initial=self.step, disable=not self.context.is_main or None, unit="step"
+        )
+        window = _Window(self.images_seen)
+        try:
+            for images, masks in self.loader:
+                if self.step >= config.steps:
+                    break
+                window.add(self._train_step(images, masks))
+                self.step += 1
+                progress.update()
+                if self.step % config.log_every == 0 or self.step == config.steps:
+                    self._log_training(progress, window.close(self.images_seen))
+                if config.val and (self.step % config.val_every == 0 or self.step == config.steps):
+                    self._validate()
+                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                    self._save_checkpoint()
+        finally:
+            progress.close()
+            self.logger.close()
+        return self._finish()
+
+    def _train_step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+        """One optimizer step on a batch; returns the loss terms."""
+        memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        images = images.to(self.device, non_blocking=True, memory_format=memory_format)
+        masks = masks.to(self.device, non_blocking=True, memory_format=memory_format)
+        model = self.ddp or self.model
+        with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision != torch.float32):
+            output, _ = model(images * masks, masks)
+            terms = self.criterion(output, images, masks)
+        total = terms["total"]
+        if not all_ranks_true(bool(torch.isfinite(total)), self.device, self.context):
+            values = ", ".join(f"{name} {value.item():.4g}" for name, value in terms.items())
+            raise TrainingError(
+                f"the loss is not finite at step {self.step + 1} ({values}); stopping. The last good "
+                f"checkpoint is {self.out / CHECKPOINT_NAME} (lower --lr, or use --precision fp32 or bf16)"
+            )
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {name: value.item() for name, value in terms.items()}
+
+    # -- logging, validation, checkpoints ----------------------------------------------
+
+    def _log_training(self, progress: tqdm, averages: dict[str, float]) -> None:
+        if not self.context.is_main:
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.logger.scalars(self.step, "train", averages | {"lr": lr, "images_seen": self.images_seen})
+        terms = "  ".join(f"{name} {value:.4g}" for name, value in averages.items() if name != "images_per_s")
+        progress.set_postfix(loss=f"{averages['total']:.4g}", img_s=f"{averages['images_per_s']:.1f}")
+        progress.write(f"step {self.step}/{self.config.steps}  {terms}  {averages['images_per_s']:.1f} img/s")
+
+    def _validate(self) -> None:
+        if self.validation is None:
+            return
+        scores = self.validation.evaluate(self.model, self.device)
+        self.logger.scalars(self.step, "val", scores)
+        grid = self.validation.grid(self.model, self.device)
+        self.logger.image(self.step, "val/grid (input, output, composite, truth)", grid)
+        samples = self.out / "samples"
+        samples.mkdir(exist_ok=True)
+        save_png(grid, samples / f"step_{self.step:07d}.png")
+        print(
+            f"validation at step {self.step}: L1 {scores['l1']:.3f}%  PSNR {scores['psnr']:.2f} dB  "
+            f"SSIM {scores['ssim']:.4f}"
+        )
+        if scores["psnr"] > self.best_psnr:
+            self.best_psnr = scores["psnr"]
+            self._export(
+                self.out / "best.safetensors", {"val_psnr": scores["psnr"], "val_ssim": scores["ssim"]}
+            )
+
+    def _save_checkpoint(self) -> None:
+        if not self.context.is_main:
+            return
+        save_checkpoint(
+            self.out / CHECKPOINT_NAME,
+            {
+                "model": self.model.state_dict(),
+                "model_config": self.model.config,
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step,
+                "images_before": self.images_before,
+                "images_seen": self.images_seen,
+                "best_psnr": self.best_psnr,
+                "config": self.config.to_dict(),
+                "rng": rng_state(),
+            },
+        )
+
+    def _export(self, path: Path, extra: dict | None = None) -> Path:
+        config = self.config
+        metadata = {
+            "stage": config.stage,
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "crop": config.crop,
+            "training_config": config.to_dict(),
+        }
+        dtype = torch.float16 if config.export_dtype == "float16" else torch.float32
+        return save_weights(self.model, path, dtype=dtype, metadata=metadata | (extra or {}))
+
+    def _finish(self) -> Path:
+        identical = check_replicas_identical(self.model, self.device, self.context)
+        if not identical:
+            raise TrainingError("the processes ended with different weights (a DDP synchronisation bug)")
+        path = self.out / "model.safetensors"
+        if self.context.is_main:
+            if self.context.enabled:
+                print(f"weights identical on all {self.context.world_size} processes")
+            self._export(path)
+            print(f"done at step {self.step} ({self.images_seen:,} images seen); weights: {path}")
+        return path
+
+
+class _Window:
+    """Loss terms averaged over the steps since the last log, and images per second."""
+
+    def __init__(self, images_seen: int) -> None:
+        self._reset(images_seen)
+
+    def _reset(self, images_seen: int) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.steps, self.images, self.started = 0, images_seen, time.perf_counter()
+
+    def add(self, terms: dict[str, float]) -> None:
+        for name, value in terms.items():
+            self.sums[name] += value
+        self.steps += 1
+
+    def close(self, images_seen: int) -> dict[str, float]:
+        """The averages since the last call (plus ``images_per_s``), then start a new window."""
+        averages = {name: total / self.steps for name, total in self.sums.items()}
+        averages["images_per_s"] = (images_seen - self.images) / (time.perf_counter() - self.started)
+        self._reset(images_seen)
+        return averages
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".pconv-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"cannot write to the output folder {out}: {error.strerror or error}") from None
+
+
+def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> TrainConfig:
+    """Resolve ``preset``/``depth``: from the ``init`` model when not given, else the paper's."""
+    if init_model is None:
+        return replace(config, preset=config.preset or "paper")
+    architecture = init_model.config
+    preset, depth = config.preset or architecture["preset"], config.depth or architecture["depth"]
+    if (preset, depth) != (architecture["preset"], architecture["depth"]):
+        raise ConfigError(
+            f"{config.init} is preset {architecture['preset']!r} depth {architecture['depth']}, "
+            f"but this run asks for preset {preset!r} depth {depth}"
+        )
+    return replace(config, preset=preset, depth=depth)
+
+
+def _images_seen_by(init: str | None) -> int:
+    """Images seen in training by the ``init`` weights (0 when unknown or no init)."""
+    if init is None:
+        return 0
+    if init.endswith(".safetensors"):
+        from pconv.weights import read_metadata
+
+        return int(read_metadata(init).get("images_seen", 0))
+    return int(load_checkpoint(init).get("images_seen", 0))
+
+
+def _precision(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype (float32 = no autocast); ``auto`` is bf16 (or fp16) on CUDA, fp32 elsewhere."""
+    if name == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _precision_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
+
+
+def _build_vgg(config: TrainConfig) -> VGG16Features:
+    if config.random_vgg:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return VGG16Features()
+    if config.vgg_weights is None:
+        raise ConfigError(MISSING_VGG_MESSAGE)
+    return load_vgg16_features(config.vgg_weights)

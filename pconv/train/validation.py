@@ -1,0 +1,134 @@
+"""Validation during training: fixed image/mask pairs spread over the six hole-ratio buckets.
+
+Case ``i`` is the centre crop of validation image ``i`` with a hole from bucket
+``i mod 6 + 1``, touching the border on every other round of six (crops under 64 px
+leave the border to the generator). Holes come from the
+mask generator (seeded per case) or, with a mask folder (e.g. the NVIDIA test masks),
+from that folder's masks of the bucket, measured from their pixels and resized to the
+crop with nearest neighbour. The pairs never change during a run, so the numbers are
+comparable from step to step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pconv.data import InpaintingDataset
+from pconv.eval import l1_percent, psnr, ssim
+from pconv.functional import composite
+from pconv.masks import (
+    BORDER_MARGIN,
+    BUCKETS,
+    generate_mask,
+    hole_to_mask,
+    read_mask,
+    resize_hole,
+    scan_masks,
+)
+from pconv.models import PConvUNet
+
+__all__ = ["ValidationSet", "image_grid"]
+
+
+@dataclass
+class ValidationSet:
+    """``images`` ``(V, 3, S, S)`` in [0, 1], ``masks`` ``(V, 1, S, S)`` (1 = known), ``buckets`` ``(V,)``."""
+
+    images: Tensor
+    masks: Tensor
+    buckets: Tensor
+
+    @classmethod
+    def build(
+        cls, folder: str | Path, *, crop: int, limit: int, masks: str | Path | None = None, seed: int = 0
+    ) -> ValidationSet:
+        dataset = InpaintingDataset(folder, crop_size=crop, train=False)
+        count = min(limit, len(dataset))
+        buckets = [i % len(BUCKETS) + 1 for i in range(count)]
+        # Crops too small for a hole-free border band let the generator choose.
+        roomy = crop >= 4 * BORDER_MARGIN
+        borders = [(i // len(BUCKETS)) % 2 == 1 if roomy else None for i in range(count)]
+        if masks is None:
+            holes = [
+                generate_mask(crop, crop, bucket=b, border=border, seed=seed * 1_000_003 + i)
+                for i, (b, border) in enumerate(zip(buckets, borders, strict=True))
+            ]
+        else:
+            holes = _holes_from_folder(masks, buckets, borders, crop)
+        images = torch.stack([dataset.sample(i, 0)[0] for i in range(count)])
+        mask_batch = torch.cat([hole_to_mask(hole) for hole in holes])
+        return cls(images, mask_batch, torch.tensor(buckets))
+
+    @torch.no_grad()
+    def evaluate(self, model: PConvUNet, device: torch.device, batch_size: int = 8) -> dict[str, float]:
+        """Mean L1 (%), PSNR and SSIM of the composites over all cases and per bucket
+        (keys ``l1``, ``psnr``, ``ssim``, ``psnr/bucket3`` …)."""
+        scores = defaultdict(list)
+        for first in range(0, len(self.images), batch_size):
+            composites = self.composites(model, device, slice(first, first + batch_size))
+            targets = self.images[first : first + batch_size]
+            scores["l1"].append(l1_percent(composites, targets))
+            scores["psnr"].append(psnr(composites, targets))
+            scores["ssim"].append(ssim(composites, targets))
+        results = {}
+        for name, values in scores.items():
+            values = torch.cat(values)
+            results[name] = values.mean().item()
+            for bucket in BUCKETS:
+                results[f"{name}/bucket{bucket}"] = values[self.buckets == bucket].mean().item()
+        return results
+
+    def composites(self, model: PConvUNet, device: torch.device, cases: slice) -> Tensor:
+        """The model's composited results for ``cases``, on the CPU, quantised to 8 bits."""
+        images, masks = self.images[cases], self.masks[cases]
+        result = composite(images, _predict(model, device, images, masks), masks)
+        return (result * 255).round().div(255)
+
+    def grid(self, model: PConvUNet, device: torch.device, count: int = 6) -> Tensor:
+        """``(3, count·S, 4·S)`` image: per case the input (holes white), output, composite, ground truth."""
+        images, masks = self.images[:count], self.masks[:count]
+        output = _predict(model, device, images, masks)
+        masked = images * masks + (1 - masks)
+        return image_grid([masked, output, composite(images, output, masks), images])
+
+
+@torch.no_grad()
+def _predict(model: PConvUNet, device: torch.device, images: Tensor, masks: Tensor) -> Tensor:
+    """The model's raw output in eval mode, clamped to [0, 1], float32 on the CPU."""
+    was_training = model.training
+    model.eval()
+    try:
+        output, _ = model(images.to(device) * masks.to(device), masks.to(device))
+    finally:
+        model.train(was_training)
+    return output.float().clamp(0, 1).cpu()
+
+
+def image_grid(columns: list[Tensor]) -> Tensor:
+    """Batches ``(N, 3, H, W)`` side by side, one row per item: ``(3, N·H, len(columns)·W)``."""
+    rows = torch.cat(columns, dim=3)  # (N, 3, H, K·W)
+    return torch.cat(list(rows), dim=1)
+
+
+def _holes_from_folder(
+    folder: str | Path, buckets: list[int], borders: list[bool], crop: int
+) -> list[np.ndarray]:
+    by_kind = defaultdict(list)
+    for info in scan_masks(folder):
+        by_kind[info.bucket, info.border].append(info.path)
+    holes = []
+    for i, (bucket, border) in enumerate(zip(buckets, borders, strict=True)):
+        preferred = [by_kind[bucket, border]] if border is not None else []
+        candidates = [*preferred, by_kind[bucket, False] + by_kind[bucket, True]]
+        candidates = next((paths for paths in candidates if paths), None)
+        if candidates is None:
+            raise ValueError(f"no mask of bucket {bucket} in {folder} for validation")
+        path = candidates[(i // len(BUCKETS)) * 7919 % len(candidates)]
+        holes.append(resize_hole(read_mask(path), (crop, crop)))
+    return holes

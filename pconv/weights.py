@@ -1,0 +1,132 @@
+"""Model weights files: safetensors with the architecture in the header.
+
+A weights file holds a :class:`~pconv.models.PConvUNet` state dict (float32 or
+float16) and string metadata: ``format`` (``"pconv-unet"``), ``preset``, ``depth``,
+``in_channels``, the preset's ``widths`` and ``kernel_sizes`` (JSON, checked on
+load), ``pconv_version``, and whatever the writer adds (training step, images seen,
+stage, the training config as JSON). :func:`load_model` also reads the full training
+checkpoints written by ``pconv train``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from pconv.files import atomic_write
+from pconv.models import PConvUNet, get_preset
+
+__all__ = ["WEIGHTS_FORMAT", "WeightsError", "load_model", "read_metadata", "save_weights"]
+
+WEIGHTS_FORMAT = "pconv-unet"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read or does not fit this version of pconv."""
+
+
+def _architecture(model: PConvUNet) -> dict[str, str]:
+    preset = get_preset(model.preset)
+    return {
+        "format": WEIGHTS_FORMAT,
+        "preset": model.preset,
+        "depth": str(model.depth),
+        "in_channels": str(model.in_channels),
+        "widths": json.dumps(list(preset.widths)),
+        "kernel_sizes": json.dumps(list(preset.kernel_sizes)),
+    }
+
+
+def save_weights(
+    model: PConvUNet,
+    path: str | os.PathLike,
+    *,
+    dtype: torch.dtype = torch.float32,
+    metadata: dict[str, object] | None = None,
+) -> Path:
+    """Write ``model``'s weights as safetensors (atomically), floats cast to ``dtype``.
+
+    ``metadata`` values are stored as strings (dicts and lists as JSON).
+    """
+    from safetensors.torch import save
+
+    from pconv import __version__
+
+    tensors = {
+        key: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
+        for key, value in model.state_dict().items()
+    }
+    header = {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in (metadata or {}).items()
+    }
+    header |= _architecture(model) | {"pconv_version": __version__}
+    return atomic_write(path, save(tensors, metadata=header))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a weights file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return dict(file.metadata() or {})
+    except (SafetensorError, OSError) as error:
+        raise WeightsError(f"cannot read weights {path}: {error}") from None
+
+
+def _model_from_metadata(metadata: dict[str, str], path: Path) -> PConvUNet:
+    if metadata.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(
+            f"{path} is not a pconv weights file (its header has no format={WEIGHTS_FORMAT!r})"
+        )
+    try:
+        preset = get_preset(metadata["preset"])
+        expected = (json.loads(metadata["widths"]), json.loads(metadata["kernel_sizes"]))
+        model = PConvUNet(
+            metadata["preset"], int(metadata["depth"]), in_channels=int(metadata["in_channels"])
+        )
+    except (KeyError, ValueError) as error:
+        raise WeightsError(f"{path} describes an architecture this pconv cannot build: {error}") from None
+    if expected != (list(preset.widths), list(preset.kernel_sizes)):
+        raise WeightsError(
+            f"{path} was trained with preset {metadata['preset']!r} = widths {expected[0]}, kernels "
+            f"{expected[1]}, which differs from this pconv's preset of that name"
+        )
+    return model
+
+
+def _load_safetensors(path: Path) -> PConvUNet:
+    from safetensors.torch import load_file
+
+    model = _model_from_metadata(read_metadata(path), path)
+    state = load_file(str(path))
+    try:
+        model.load_state_dict({key: value.to(model.state_dict()[key].dtype) for key, value in state.items()})
+    except (KeyError, RuntimeError) as error:
+        raise WeightsError(f"{path} does not fit its declared architecture: {error}") from None
+    return model
+
+
+def _load_checkpoint(path: Path) -> PConvUNet:
+    from pconv.train.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as error:
+        raise WeightsError(str(error)) from None
+    model = PConvUNet(**checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def load_model(path: str | os.PathLike) -> PConvUNet:
+    """A :class:`PConvUNet` in eval mode on the CPU, from a ``.safetensors`` weights file
+    or a training checkpoint (``.pt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    model = _load_safetensors(path) if path.suffix == ".safetensors" else _load_checkpoint(path)
+    return model.eval()
