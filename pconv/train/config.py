@@ -7,10 +7,9 @@ checkpoint, so a run can be resumed, and its model rebuilt, from the checkpoint 
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-
-import tomllib
 
 from pconv.losses import LossWeights
 
