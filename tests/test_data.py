@@ -155,3 +155,28 @@ def test_masks_from_a_folder_are_augmented_to_the_crop(image_folder, tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match="no mask images"):
         InpaintingDataset(image_folder, masks=empty)
+
+
+def test_step_sampler_splits_each_global_batch_between_ranks():
+    from itertools import islice
+
+    from pconv.data import StepSampler
+
+    ranks = [list(islice(StepSampler(3, rank=r, world_size=2), 9)) for r in range(2)]
+    assert ranks[0] == [0, 1, 2, 6, 7, 8, 12, 13, 14]
+    assert ranks[1] == [3, 4, 5, 9, 10, 11, 15, 16, 17]
+    resumed = list(islice(StepSampler(3, rank=1, world_size=2, start_step=2), 3))
+    assert resumed == ranks[1][6:]
+
+
+def test_epoch_stream_visits_every_image_once_per_epoch_in_a_new_order(image_folder):
+    from pconv.data import EpochStream
+
+    dataset = InpaintingDataset(image_folder, crop_size=16, seed=3)
+    stream = EpochStream(dataset, seed=3)
+    n = len(dataset)
+    orders = [[int(stream._permutation(e)[i]) for i in range(n)] for e in (0, 1)]
+    assert sorted(orders[0]) == sorted(orders[1]) == list(range(n)) and orders[0] != orders[1]
+    image, mask = stream[n + 2]  # epoch 1, third position
+    expected_image, expected_mask = dataset.sample(orders[1][2], epoch=1)
+    assert torch.equal(image, expected_image) and torch.equal(mask, expected_mask)

@@ -14,7 +14,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Distributed", "all_ranks_true", "check_replicas_identical", "setup_distributed"]
+__all__ = [
+    "Distributed",
+    "all_ranks_true",
+    "check_replicas_identical",
+    "mean_over_ranks",
+    "setup_distributed",
+]
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,24 @@ def all_ranks_true(flag: bool, device: torch.device, context: Distributed) -> bo
     return bool(value.item())
 
 
+def mean_over_ranks(values: dict[str, float], device: torch.device, context: Distributed) -> dict[str, float]:
+    """Each value averaged over the ranks (a collective)."""
+    if not context.enabled:
+        return values
+    stacked = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(stacked)
+    return dict(zip(values, (stacked / context.world_size).tolist(), strict=True))
+
+
 def check_replicas_identical(model: nn.Module, device: torch.device, context: Distributed) -> bool:
-    """Whether every rank holds bit-identical parameters and buffers (a collective)."""
+    """Whether every rank holds bit-identical parameters (a collective).
+
+    Batch-norm running statistics are left out: each rank updates them from its own
+    batch, and DDP copies rank 0's to the others at the start of every forward pass
+    (rank 0's are the ones saved).
+    """
     digest = hashlib.sha256()
-    for tensor in model.state_dict().values():
+    for tensor in model.parameters():
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     mine = torch.tensor(list(digest.digest()), dtype=torch.uint8, device=device)
     if not context.enabled:

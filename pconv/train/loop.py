@@ -25,7 +25,13 @@ from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
 from pconv.models import PConvUNet
 from pconv.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pconv.train.config import ConfigError, TrainConfig
-from pconv.train.distributed import Distributed, all_ranks_true, check_replicas_identical, setup_distributed
+from pconv.train.distributed import (
+    Distributed,
+    all_ranks_true,
+    check_replicas_identical,
+    mean_over_ranks,
+    setup_distributed,
+)
 from pconv.train.logger import RunLogger, save_png
 from pconv.train.validation import ValidationSet
 from pconv.weights import load_model, save_weights
@@ -258,6 +264,9 @@ class Trainer:
     # -- logging, validation, checkpoints ----------------------------------------------
 
     def _log_training(self, progress: tqdm, averages: dict[str, float]) -> None:
+        """Log the window's loss terms, averaged over the processes (a collective)."""
+        rate = averages.pop("images_per_s")  # already counts every process's images
+        averages = mean_over_ranks(averages, self.device, self.context) | {"images_per_s": rate}
         if not self.context.is_main:
             return
         lr = self.optimizer.param_groups[0]["lr"]

@@ -1,8 +1,8 @@
 """Validation during training: fixed image/mask pairs spread over the six hole-ratio buckets.
 
 Case ``i`` is the centre crop of validation image ``i`` with a hole from bucket
-``i mod 6 + 1``, touching the border on every other round of six (crops under 64 px
-leave the border to the generator). Holes come from the
+``i mod 6 + 1``, touching the border on every other round of six (for crops under
+240 px, whose band-free interior is too small for large holes, the generator decides). Holes come from the
 mask generator (seeded per case) or, with a mask folder (e.g. the NVIDIA test masks),
 from that folder's masks of the bucket, measured from their pixels and resized to the
 crop with nearest neighbour. The pairs never change during a run, so the numbers are
@@ -51,8 +51,8 @@ class ValidationSet:
         dataset = InpaintingDataset(folder, crop_size=crop, train=False)
         count = min(limit, len(dataset))
         buckets = [i % len(BUCKETS) + 1 for i in range(count)]
-        # Crops too small for a hole-free border band let the generator choose.
-        roomy = crop >= 4 * BORDER_MARGIN
+        # Where the band-free interior is too small for bucket 6, the generator chooses.
+        roomy = (crop - 2 * BORDER_MARGIN) ** 2 >= 0.75 * crop**2
         borders = [(i // len(BUCKETS)) % 2 == 1 if roomy else None for i in range(count)]
         if masks is None:
             holes = [

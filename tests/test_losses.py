@@ -1,0 +1,235 @@
+"""The paper's loss terms against direct computations, and VGG-16 input conventions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from pconv.losses import (
+    CONVENTIONS,
+    InpaintingLoss,
+    LossWeights,
+    VGG16Features,
+    VGGWeightsError,
+    gram_matrix,
+    hole_total_variation,
+    load_vgg16_features,
+)
+
+SHARED_VGG = Path(__file__).resolve().parents[2] / "shared" / "weights" / "vgg16_pool3_caffe.safetensors"
+
+
+def random_vgg(convention="torchvision", seed=0) -> VGG16Features:
+    torch.manual_seed(seed)
+    return VGG16Features(convention)
+
+
+def batch(seed=0, n=2, size=16):
+    generator = torch.Generator().manual_seed(seed)
+    output = torch.rand(n, 3, size, size, generator=generator)
+    target = torch.rand(n, 3, size, size, generator=generator)
+    mask = (torch.rand(n, 1, size, size, generator=generator) > 0.4).float()
+    return output, target, mask
+
+
+def test_gram_matrix_is_features_times_transpose_over_chw():
+    features = torch.randn(2, 4, 3, 5, dtype=torch.float64)
+    gram = gram_matrix(features)
+    for n in range(2):
+        for i in range(4):
+            for j in range(4):
+                expected = sum(
+                    features[n, i, y, x] * features[n, j, y, x] for y in range(3) for x in range(5)
+                ) / (4 * 3 * 5)
+                assert gram[n, i, j].item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+    assert gram.dtype == torch.float32
+
+
+def test_gram_matrix_is_float32_under_autocast():
+    features = torch.randn(1, 8, 4, 4).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gram_matrix(features).dtype == torch.float32
+
+
+def test_total_variation_counts_neighbour_pairs_inside_the_dilated_hole():
+    image = torch.rand(1, 3, 7, 8, dtype=torch.float64)
+    mask = torch.ones(1, 1, 7, 8, dtype=torch.float64)
+    mask[0, 0, 3, 4] = 0  # one hole pixel: the dilated region is rows 2-4, columns 3-5
+    region = {(y, x) for y in range(2, 5) for x in range(3, 6)}
+    expected = 0.0
+    for y in range(7):
+        for x in range(8):
+            if (y, x) in region and (y, x + 1) in region:
+                expected += (image[0, :, y, x + 1] - image[0, :, y, x]).abs().sum().item()
+            if (y, x) in region and (y + 1, x) in region:
+                expected += (image[0, :, y + 1, x] - image[0, :, y, x]).abs().sum().item()
+    assert hole_total_variation(image, mask).item() == pytest.approx(expected / image.numel(), rel=1e-6)
+
+
+def test_total_variation_is_zero_without_holes():
+    image = torch.rand(2, 3, 8, 8)
+    assert hole_total_variation(image, torch.ones(2, 1, 8, 8)).item() == 0
+
+
+def test_every_term_matches_a_direct_computation():
+    vgg = random_vgg()
+    output, target, mask = batch()
+    terms = InpaintingLoss(vgg)(output, target, mask)
+
+    n_elements = output.numel()
+    valid = (mask * (output - target)).abs().sum() / n_elements
+    hole = ((1 - mask) * (output - target)).abs().sum() / n_elements
+    comp = mask * target + (1 - mask) * output
+    perceptual = style = 0.0
+    for out_f, comp_f, gt_f in zip(vgg(output), vgg(comp), vgg(target), strict=True):
+        perceptual += (out_f - gt_f).abs().mean() + (comp_f - gt_f).abs().mean()
+        c, h, w = gt_f.shape[1:]
+
+        def gram(f, c=c, h=h, w=w):
+            flat = f.reshape(len(f), c, h * w)
+            return flat @ flat.transpose(1, 2) / (c * h * w)
+
+        style += (gram(out_f) - gram(gt_f)).abs().mean() + (gram(comp_f) - gram(gt_f)).abs().mean()
+    expected = {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style}
+    for name, value in expected.items():
+        assert terms[name].item() == pytest.approx(value.item(), rel=1e-4), name
+    tv = hole_total_variation(comp, mask)
+    assert terms["tv"].item() == pytest.approx(tv.item(), rel=1e-5)
+    total = valid + 6 * hole + 0.05 * perceptual + 120 * style + 0.1 * tv
+    assert terms["total"].item() == pytest.approx(total.item(), rel=1e-4)
+    assert all(value.dtype == torch.float32 for value in terms.values())
+
+
+def test_weights_are_configurable_and_terms_are_unweighted():
+    vgg = random_vgg()
+    output, target, mask = batch(seed=1)
+    paper = InpaintingLoss(vgg)(output, target, mask)
+    custom = InpaintingLoss(vgg, LossWeights(valid=2, hole=0, perceptual=0, style=0, tv=0))(
+        output, target, mask
+    )
+    assert custom["hole"].item() == paper["hole"].item()
+    assert custom["total"].item() == pytest.approx(2 * paper["valid"].item(), rel=1e-6)
+
+
+def test_loss_is_zero_for_a_perfect_prediction_and_gradients_flow_to_the_output():
+    vgg = random_vgg()
+    _, target, mask = batch(seed=2)
+    terms = InpaintingLoss(vgg)(target, target, mask)
+    # Every term but total variation (the image's own texture) vanishes.
+    assert all(
+        terms[name].item() == pytest.approx(0, abs=1e-6) for name in ("valid", "hole", "perceptual", "style")
+    )
+    assert terms["tv"].item() == pytest.approx(hole_total_variation(target, mask).item())
+    output = torch.rand_like(target, requires_grad=True)
+    InpaintingLoss(vgg)(output, target, mask)["total"].backward()
+    assert output.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_loss_under_bf16_autocast_is_finite_float32_and_close():
+    vgg = random_vgg()
+    output, target, mask = batch(seed=3, size=32)
+    reference = InpaintingLoss(vgg)(output, target, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = InpaintingLoss(vgg)(output.bfloat16(), target, mask)
+    for name in reference:
+        assert mixed[name].dtype == torch.float32 and torch.isfinite(mixed[name])
+        assert mixed[name].item() == pytest.approx(reference[name].item(), rel=0.1), name
+
+
+def torchvision_to_caffe(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The same network for Caffe inputs (BGR, 0-255, mean subtracted): fold the conventions into conv1_1."""
+    tv, caffe = CONVENTIONS["torchvision"], CONVENTIONS["caffe"]
+    weight, bias = state["features.0.weight"], state["features.0.bias"]
+    converted = dict(state)
+    std = torch.tensor(tv.std, dtype=weight.dtype)
+    # RGB channel k is BGR channel 2 - k: x_k = (c + caffe_mean) / 255, t_k = (x_k - mean_k) / std_k.
+    caffe_mean_rgb = torch.tensor(caffe.mean[::-1], dtype=weight.dtype)
+    converted["features.0.weight"] = (weight / (255 * std).view(1, 3, 1, 1)).flip(1)
+    offset = (caffe_mean_rgb / 255 - torch.tensor(tv.mean, dtype=weight.dtype)) / std
+    converted["features.0.bias"] = bias + (weight.sum(dim=(2, 3)) * offset).sum(dim=1)
+    return converted
+
+
+def test_both_conventions_give_the_same_features_for_converted_weights():
+    torchvision = random_vgg("torchvision", seed=4).double()
+    caffe = VGG16Features("caffe").double()
+    caffe.load_state_dict(torchvision_to_caffe(torchvision.state_dict()))
+    image = torch.rand(2, 3, 96, 96, dtype=torch.float64)
+    # Zero padding means a different colour in each convention, so only pixels that
+    # never see the padding (margin 1, 2, 3 after pool1, pool2, pool3) must agree.
+    for margin, a, b in zip((1, 2, 3), torchvision(image), caffe(image), strict=True):
+        inner = (..., slice(margin, -margin), slice(margin, -margin))
+        torch.testing.assert_close(a[inner], b[inner], rtol=1e-5, atol=1e-5)
+        # float32 constants explain the inner differences; the borders differ far more.
+        assert (a - b).abs().max() > 100 * (a[inner] - b[inner]).abs().max()
+
+
+def test_normalisation_follows_each_convention():
+    red, green, blue = 0.2, 0.5, 0.8
+    image = torch.tensor([red, green, blue]).view(1, 3, 1, 1)
+    caffe = VGG16Features("caffe").normalize(image).flatten()
+    expected = [blue * 255 - 103.939, green * 255 - 116.779, red * 255 - 123.68]
+    torch.testing.assert_close(caffe, torch.tensor(expected))
+    tv = VGG16Features("torchvision").normalize(image).flatten()
+    expected = [(red - 0.485) / 0.229, (green - 0.456) / 0.224, (blue - 0.406) / 0.225]
+    torch.testing.assert_close(tv, torch.tensor(expected))
+
+
+def test_safetensors_weights_carry_their_convention(tmp_path):
+    state = random_vgg(seed=5).state_dict()
+    path = tmp_path / "vgg.safetensors"
+    save_file(state, path, metadata={"input": "caffe: BGR 0..255 minus mean"})
+    model = load_vgg16_features(path)
+    assert model.convention.name == "caffe"
+    torch.testing.assert_close(model.state_dict()["features.14.bias"], state["features.14.bias"])
+    assert not any(p.requires_grad for p in model.parameters())
+
+    save_file(state, path, metadata={"origin": "somewhere"})
+    with pytest.raises(VGGWeightsError, match="does not state its input convention"):
+        load_vgg16_features(path)
+
+
+def test_torchvision_state_dicts_load_with_classifier_keys_ignored(tmp_path):
+    state = random_vgg(seed=6).state_dict() | {"classifier.0.weight": torch.zeros(2, 2)}
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    model = load_vgg16_features(path)
+    assert model.convention.name == "torchvision"
+    torch.testing.assert_close(model.state_dict()["features.0.weight"], state["features.0.weight"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a weights file", "cannot read VGG weights"),
+        (None, "does not exist"),
+    ],
+)
+def test_bad_weight_files_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "vgg.pth"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(VGGWeightsError, match=message):
+        load_vgg16_features(path)
+
+
+def test_incomplete_weights_name_the_missing_layers(tmp_path):
+    state = {k: v for k, v in random_vgg().state_dict().items() if not k.startswith("features.14")}
+    path = tmp_path / "vgg.pth"
+    torch.save(state, path)
+    with pytest.raises(VGGWeightsError, match=r"features\.14\.bias"):
+        load_vgg16_features(path)
+
+
+@pytest.mark.skipif(not SHARED_VGG.exists(), reason="../shared/weights is not present (developer data)")
+def test_shared_caffe_weights_load_and_respond_to_images():
+    model = load_vgg16_features(SHARED_VGG)
+    assert model.convention.name == "caffe"
+    flat, textured = torch.full((1, 3, 32, 32), 0.5), torch.rand(1, 3, 32, 32)
+    pools = model(textured)
+    assert [p.shape[1] for p in pools] == [64, 128, 256]
+    assert (model(flat)[2] - pools[2]).abs().mean() > 0.1

@@ -1,0 +1,92 @@
+"""Safetensors weights files: round trips, metadata, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from pconv import PConvUNet
+from pconv.weights import WeightsError, load_model, read_metadata, save_weights
+
+
+def trained_looking_model(seed=0) -> PConvUNet:
+    torch.manual_seed(seed)
+    model = PConvUNet("tiny")
+    with torch.no_grad():  # non-default batch-norm statistics, so buffers are checked too
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+def test_float32_round_trip_is_exact_and_carries_metadata(tmp_path):
+    model = trained_looking_model()
+    path = save_weights(model, tmp_path / "m.safetensors", metadata={"step": 12, "note": "hello"})
+    loaded = load_model(path)
+    assert not loaded.training and loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    metadata = read_metadata(path)
+    assert metadata["preset"] == "tiny" and metadata["depth"] == "5" and metadata["step"] == "12"
+    assert json.loads(metadata["widths"]) == [8, 16, 16, 16, 16] and metadata["note"] == "hello"
+
+
+def test_float16_files_are_half_the_size_and_close(tmp_path):
+    torch.manual_seed(0)
+    model = PConvUNet("mini", depth=4).eval()
+    full = save_weights(model, tmp_path / "full.safetensors")
+    half = save_weights(model, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    loaded = load_model(half)
+    assert next(loaded.parameters()).dtype == torch.float32
+    image, mask = torch.rand(1, 3, 64, 64), (torch.rand(1, 1, 64, 64) > 0.3).float()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image, mask)[0], model(image, mask)[0], atol=2e-3, rtol=1e-2)
+
+
+def test_depth_other_than_the_presets_default_round_trips(tmp_path):
+    model = PConvUNet("tiny", depth=3)
+    assert load_model(save_weights(model, tmp_path / "d3.safetensors")).depth == 3
+
+
+def test_foreign_safetensors_are_rejected(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, path)
+    with pytest.raises(WeightsError, match="not a pconv weights file"):
+        load_model(path)
+
+
+def test_mismatched_tensors_are_rejected(tmp_path):
+    path = save_weights(PConvUNet("tiny"), tmp_path / "m.safetensors")
+    metadata = read_metadata(path)
+    tensors = {"encoder.0.conv.weight": torch.zeros(1)}
+    save_file(tensors, path, metadata=metadata)
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_model(path)
+
+
+def test_unknown_or_changed_presets_are_rejected(tmp_path):
+    path = save_weights(PConvUNet("tiny"), tmp_path / "m.safetensors")
+    metadata = read_metadata(path)
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    save_file(tensors, path, metadata=metadata | {"preset": "huge"})
+    with pytest.raises(WeightsError, match="cannot build"):
+        load_model(path)
+    save_file(tensors, path, metadata=metadata | {"widths": "[8, 16, 16, 16, 32]"})
+    with pytest.raises(WeightsError, match="differs from this pconv's preset"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("name", ["missing.safetensors", "garbage.safetensors", "garbage.pt"])
+def test_unreadable_files_are_clear_errors(tmp_path, name):
+    path = tmp_path / name
+    if name.startswith("garbage"):
+        path.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(WeightsError, match=str(path.name)):
+        load_model(path)
