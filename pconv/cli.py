@@ -227,6 +227,10 @@ def _run_train(args: argparse.Namespace) -> int:
             train(TrainConfig.from_dict(settings))
     except (TrainingError, CheckpointError) as error:
         raise CommandError(str(error)) from None
+    except KeyboardInterrupt:
+        raise CommandError(
+            f"interrupted; continue from the last checkpoint with: pconv train --out {settings.get('out')} --resume"
+        ) from None
     return 0
 
 

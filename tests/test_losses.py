@@ -180,7 +180,7 @@ def test_normalisation_follows_each_convention():
 
 
 def test_safetensors_weights_carry_their_convention(tmp_path):
-    state = random_vgg(seed=5).state_dict()
+    state = {key: value.contiguous() for key, value in random_vgg(seed=5).state_dict().items()}
     path = tmp_path / "vgg.safetensors"
     save_file(state, path, metadata={"input": "caffe: BGR 0..255 minus mean"})
     model = load_vgg16_features(path)
