@@ -42,7 +42,8 @@ def step_times(preset: str, depth: int | None, crop: int, batch_size: int, steps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--presets", nargs="+", default=["paper", "small", "mini", "tiny"])
     parser.add_argument("--depth", type=int, help="U-Net levels (default: the preset's)")
     parser.add_argument("--crop", type=int, default=256)
@@ -56,7 +57,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for preset in args.presets:
         parameters = sum(p.numel() for p in PConvUNet(preset, args.depth).parameters())
-        median = statistics.median(step_times(preset, args.depth, args.crop, args.batch_size, args.steps, vgg))
+        times = step_times(preset, args.depth, args.crop, args.batch_size, args.steps, vgg)
+        median = statistics.median(times)
         print(f"| {preset} | {parameters:,} | {median:.2f} | {args.batch_size / median:.1f} |", flush=True)
 
 

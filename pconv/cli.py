@@ -229,7 +229,8 @@ def _run_train(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     except KeyboardInterrupt:
         raise CommandError(
-            f"interrupted; continue from the last checkpoint with: pconv train --out {settings.get('out')} --resume"
+            "interrupted; continue from the last checkpoint with: "
+            f"pconv train --out {settings.get('out')} --resume"
         ) from None
     return 0
 

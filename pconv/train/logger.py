@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["RunLogger"]
+__all__ = ["RunLogger", "save_png"]
 
 
 class RunLogger:

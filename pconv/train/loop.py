@@ -285,7 +285,7 @@ class Trainer:
         samples = self.out / "samples"
         samples.mkdir(exist_ok=True)
         save_png(grid, samples / f"step_{self.step:07d}.png")
-        print(
+        tqdm.write(
             f"validation at step {self.step}: L1 {scores['l1']:.3f}%  PSNR {scores['psnr']:.2f} dB  "
             f"SSIM {scores['ssim']:.4f}"
         )
