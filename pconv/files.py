@@ -53,13 +53,11 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             temporary.unlink()
-        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        if isinstance(error, OSError):
+            raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
         raise
     with contextlib.suppress(OSError):  # not every platform can fsync a folder
         folder = os.open(path.parent, os.O_RDONLY)

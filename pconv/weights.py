@@ -19,7 +19,7 @@ import torch
 from pconv.files import atomic_write
 from pconv.models import PConvUNet, get_preset
 
-__all__ = ["WEIGHTS_FORMAT", "WeightsError", "load_model", "read_metadata", "save_weights"]
+__all__ = ["WEIGHTS_FORMAT", "WeightsError", "load_model", "load_weights", "read_metadata", "save_weights"]
 
 WEIGHTS_FORMAT = "pconv-unet"
 
@@ -98,19 +98,20 @@ def _model_from_metadata(metadata: dict[str, str], path: Path) -> PConvUNet:
     return model
 
 
-def _load_safetensors(path: Path) -> PConvUNet:
+def _load_safetensors(path: Path) -> tuple[PConvUNet, dict[str, str]]:
     from safetensors.torch import load_file
 
-    model = _model_from_metadata(read_metadata(path), path)
+    metadata = read_metadata(path)
+    model = _model_from_metadata(metadata, path)
     state = load_file(str(path))
     try:
         model.load_state_dict({key: value.to(model.state_dict()[key].dtype) for key, value in state.items()})
     except (KeyError, RuntimeError) as error:
         raise WeightsError(f"{path} does not fit its declared architecture: {error}") from None
-    return model
+    return model, metadata
 
 
-def _load_checkpoint(path: Path) -> PConvUNet:
+def _load_checkpoint(path: Path) -> tuple[PConvUNet, dict[str, str]]:
     from pconv.train.checkpoint import CheckpointError, load_checkpoint
 
     try:
@@ -119,14 +120,21 @@ def _load_checkpoint(path: Path) -> PConvUNet:
         raise WeightsError(str(error)) from None
     model = PConvUNet(**checkpoint["model_config"])
     model.load_state_dict(checkpoint["model"])
-    return model
+    return model, {"step": str(checkpoint["step"]), "images_seen": str(checkpoint["images_seen"])}
+
+
+def load_weights(path: str | os.PathLike) -> tuple[PConvUNet, dict[str, str]]:
+    """A :class:`PConvUNet` in eval mode on the CPU and the file's string metadata, from a
+    ``.safetensors`` weights file or a training checkpoint (``.pt``: ``step`` and
+    ``images_seen`` only), reading the file once."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    model, metadata = _load_safetensors(path) if path.suffix == ".safetensors" else _load_checkpoint(path)
+    return model.eval(), metadata
 
 
 def load_model(path: str | os.PathLike) -> PConvUNet:
     """A :class:`PConvUNet` in eval mode on the CPU, from a ``.safetensors`` weights file
     or a training checkpoint (``.pt``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
-    model = _load_safetensors(path) if path.suffix == ".safetensors" else _load_checkpoint(path)
-    return model.eval()
+    return load_weights(path)[0]

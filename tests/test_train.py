@@ -28,7 +28,7 @@ from pconv.train import (
     train,
 )
 from pconv.train.checkpoint import save_checkpoint
-from pconv.weights import load_model, read_metadata
+from pconv.weights import load_model, load_weights, read_metadata
 
 
 def write_images(folder: Path, count: int, size: int = 48, seed: int = 0) -> Path:
@@ -304,6 +304,8 @@ def test_export_command_writes_half_precision_weights(tmp_path, images, capsys):
     assert main(["export", "--weights", str(out / "checkpoint.pt"), "-o", str(target), "--half"]) == 0
     assert "preset tiny" in capsys.readouterr().out
     assert load_model(target).preset == "tiny"
+    model, metadata = load_weights(out / "checkpoint.pt")
+    assert model.preset == "tiny" and metadata == {"step": "1", "images_seen": "4"}
 
 
 NVIDIA_MASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "masks" / "nvidia_test"

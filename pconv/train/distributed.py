@@ -79,12 +79,12 @@ def check_replicas_identical(model: nn.Module, device: torch.device, context: Di
     batch, and DDP copies rank 0's to the others at the start of every forward pass
     (rank 0's are the ones saved).
     """
+    if not context.enabled:
+        return True
     digest = hashlib.sha256()
     for tensor in model.parameters():
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     mine = torch.tensor(list(digest.digest()), dtype=torch.uint8, device=device)
-    if not context.enabled:
-        return True
     gathered = [torch.empty_like(mine) for _ in range(context.world_size)]
     dist.all_gather(gathered, mine)
     return all(torch.equal(other, mine) for other in gathered)

@@ -39,9 +39,7 @@ class RunLogger:
         if not self.metrics_path.exists():
             return
         lines = self.metrics_path.read_text().splitlines()
-        kept = [
-            line for line in lines if line.strip() and _step_of(line) is not None and _step_of(line) <= step
-        ]
+        kept = [line for line in lines if (logged := _step_of(line)) is not None and logged <= step]
         self.metrics_path.write_text("".join(line + "\n" for line in kept))
 
     def scalars(self, step: int, kind: str, values: dict[str, float]) -> None:

@@ -34,7 +34,7 @@ from pconv.train.distributed import (
 )
 from pconv.train.logger import RunLogger, save_png
 from pconv.train.validation import ValidationSet
-from pconv.weights import load_model, save_weights
+from pconv.weights import load_weights, save_weights
 
 __all__ = ["MISSING_VGG_MESSAGE", "TrainingError", "resolve_device", "resume", "train"]
 
@@ -115,13 +115,16 @@ class Trainer:
         self, config: TrainConfig, device: torch.device, context: Distributed, checkpoint: dict | None
     ) -> None:
         self.out, self.device, self.context = Path(config.out), device, context
-        init_model = None
+        init_model, self.images_before = None, 0  # images seen by the init model's training
+        if checkpoint is not None:
+            self.images_before = checkpoint["images_before"]
+        elif config.init is not None:
+            init_model, metadata = load_weights(config.init)
+            self.images_before = int(metadata.get("images_seen", 0))
         if checkpoint is None:
-            init_model = load_model(config.init) if config.init is not None else None
             config = _resolve_architecture(config, init_model)
         self.config = config
         self.step = checkpoint["step"] if checkpoint else 0
-        self.images_before = checkpoint["images_before"] if checkpoint else _images_seen_by(config.init)
         self.best_psnr = checkpoint["best_psnr"] if checkpoint else -math.inf
         self.precision = _precision(config.precision, device)
 
@@ -384,17 +387,6 @@ def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> 
             f"but this run asks for preset {preset!r} depth {depth}"
         )
     return replace(config, preset=preset, depth=depth)
-
-
-def _images_seen_by(init: str | None) -> int:
-    """Images seen in training by the ``init`` weights (0 when unknown or no init)."""
-    if init is None:
-        return 0
-    if init.endswith(".safetensors"):
-        from pconv.weights import read_metadata
-
-        return int(read_metadata(init).get("images_seen", 0))
-    return int(load_checkpoint(init).get("images_seen", 0))
 
 
 def _precision(name: str, device: torch.device) -> torch.dtype:
