@@ -6,6 +6,7 @@ Mask convention of the tensor API: 1 = known pixel, 0 = hole.
 from importlib.metadata import PackageNotFoundError, version
 
 from pconv.functional import composite, pad_to_multiple
+from pconv.inference import Inpainter
 from pconv.layers import PartialConv2d
 from pconv.models import PConvUNet, UNetConfig, list_presets
 
@@ -15,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "Inpainter",
     "PConvUNet",
     "PartialConv2d",
     "UNetConfig",

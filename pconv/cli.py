@@ -10,6 +10,7 @@ import platform
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 
 def _package_version() -> str:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="show versions, devices and model presets")
     info.set_defaults(handler=_run_info)
+    _add_inpaint_command(commands)
     _add_masks_commands(commands)
     _add_train_command(commands)
     _add_export_command(commands)
@@ -65,6 +67,128 @@ def _size(text: str) -> tuple[int, int]:
     if min(size) < 1:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return size
+
+
+def _add_inpaint_command(commands) -> None:
+    inpaint = commands.add_parser(
+        "inpaint",
+        help="fill the holes of an image, or of a folder of images",
+        description="Fill the holes of IMAGE marked in MASK (white/255 = hole) and write OUT, or do the "
+        "same for every image of --input-dir that has a mask of the same name (any extension) in "
+        "--mask-dir. Known pixels stay bit-identical; size, mode, alpha, bit depth and metadata are "
+        "kept; the output format follows the output's extension.",
+    )
+    add = inpaint.add_argument
+    add("image", nargs="?", metavar="IMAGE", help="image to inpaint")
+    add("--mask", metavar="MASK", help="mask image of IMAGE's size, white/255 = hole")
+    add("-o", "--output", metavar="OUT", help="inpainted image (.png, .jpg, .webp, .tif, .bmp)")
+    add("--input-dir", metavar="DIR", help="folder of images (searched recursively)")
+    add("--mask-dir", metavar="DIR", help="folder of masks, matched to images by name without extension")
+    add("--output-dir", metavar="DIR", help="folder for the results (same names as the images)")
+    add("--weights", metavar="PATH", help="model weights (.safetensors or checkpoint.pt; default: shipped)")
+    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
+    add("--max-pixels", type=int, default=None, metavar="N",
+        help="larger images are inpainted in windows around their holes (default 2048×2048)")  # fmt: skip
+    add("--context", type=int, default=None, metavar="PX", help="image kept around holes in windows (256)")
+    add("--overwrite", action="store_true", help="replace existing outputs (otherwise an error)")
+    add_mask_convention_argument(inpaint)
+    inpaint.set_defaults(handler=_run_inpaint)
+
+
+def _run_inpaint(args: argparse.Namespace) -> int:
+    from pconv.inference import Inpainter
+
+    folders = (args.input_dir, args.mask_dir, args.output_dir)
+    if args.image is not None:
+        if args.mask is None or args.output is None or any(folders):
+            raise CommandError("inpaint IMAGE needs --mask MASK and -o OUT (and no folder options)")
+    elif not all(folders) or args.mask or args.output:
+        raise CommandError("give IMAGE --mask MASK -o OUT, or --input-dir, --mask-dir and --output-dir")
+    jobs = _inpaint_jobs(args)
+    windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
+    inpainter = Inpainter(args.weights, args.device, precision=args.precision, **windows)
+    if args.image is not None:
+        _inpaint_file(inpainter, *jobs[0], args)
+        print(f"wrote {args.output}")
+        return 0
+    return _inpaint_folder(inpainter, jobs, args)
+
+
+def _inpaint_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
+    """``(image, mask, output)`` triples, after checking the outputs can be written."""
+    from pconv.files import pair_by_stem
+    from pconv.inference.pictures import output_format
+
+    if args.image is not None:
+        jobs = [(Path(args.image), Path(args.mask), Path(args.output))]
+    else:
+        pairs, lonely_images, lonely_masks = pair_by_stem(args.input_dir, args.mask_dir)
+        _report_unmatched(lonely_images, f"have no mask in {args.mask_dir} and are skipped")
+        _report_unmatched(lonely_masks, f"match no image in {args.input_dir} and are ignored")
+        if not pairs:
+            raise CommandError(
+                f"no image in {args.input_dir} has a mask in {args.mask_dir} "
+                "(masks are matched to images by relative path without extension)"
+            )
+        output_dir = Path(args.output_dir)
+        jobs = [(image, mask, output_dir / image.relative_to(args.input_dir)) for image, mask in pairs]
+    for _, _, output in jobs:
+        output_format(output)
+    existing = [output for _, _, output in jobs if output.exists()]
+    if existing and not args.overwrite:
+        what = f"{existing[0]} already exists" if len(existing) == 1 else (
+            f"{len(existing)} outputs already exist (first: {existing[0]})"
+        )  # fmt: skip
+        raise CommandError(f"{what}; pass --overwrite to replace")
+    return jobs
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _report_unmatched(paths: list[Path], what: str) -> None:
+    if paths:
+        names = ", ".join(str(path) for path in paths[:5]) + (", ..." if len(paths) > 5 else "")
+        print(f"pconv: {_count(len(paths), 'file')} {what}: {names}", file=sys.stderr)
+
+
+def _inpaint_file(inpainter, image_path: Path, mask_path: Path, output_path: Path, args) -> None:
+    import warnings
+
+    from pconv.inference import EmptyMaskWarning, read_picture, write_picture
+    from pconv.masks import check_mask_size, read_mask
+
+    picture = read_picture(image_path)
+    hole = read_mask(mask_path, args.mask_convention, args.mask_channel)
+    check_mask_size(hole.shape[::-1], picture.size, f"mask {mask_path}", f"image {image_path}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyMaskWarning)
+        result = inpainter.inpaint(picture, hole)
+    if any(issubclass(warning.category, EmptyMaskWarning) for warning in caught):
+        print(
+            f"pconv: notice: {mask_path} has no hole; {output_path} is {image_path} unchanged",
+            file=sys.stderr,
+        )
+    write_picture(result, output_path, overwrite=args.overwrite)
+
+
+def _inpaint_folder(inpainter, jobs: list[tuple[Path, Path, Path]], args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    failures = 0
+    for image, mask, output in tqdm(jobs, desc="inpainting", unit="image"):
+        try:
+            _inpaint_file(inpainter, image, mask, output, args)
+        except (ValueError, OSError) as error:  # one bad file does not stop the others
+            failures += 1
+            tqdm.write(f"pconv: error: {describe_error(error)}", file=sys.stderr)
+    print(f"inpainted {len(jobs) - failures} of {len(jobs)} images into {args.output_dir}")
+    if failures:
+        print(f"pconv: {_count(failures, 'image')} failed (see above)", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _add_masks_commands(commands) -> None:
@@ -105,8 +229,6 @@ def _add_masks_commands(commands) -> None:
 
 
 def _run_masks_generate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from pconv.masks import MaskGenerator, write_mask
@@ -288,5 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (CommandError, ValueError, OSError) as error:  # bad input: one line, no traceback
-        print(f"pconv: error: {error}", file=sys.stderr)
+        print(f"pconv: error: {describe_error(error)}", file=sys.stderr)
         return 2
+
+
+def describe_error(error: Exception) -> str:
+    """One line for the user: OSErrors without their ``[Errno N]`` prefix, naming the file."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error)

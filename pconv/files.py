@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "list_image_files"]
+__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "list_image_files", "pair_by_stem"]
 
 #: File extensions read as images (lower case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -34,6 +34,35 @@ def list_image_files(folder: str | Path, *, recursive: bool = True) -> list[Path
     except PermissionError as error:
         raise PermissionError(f"cannot read folder {folder}: {error}") from error
     return sorted(files)
+
+
+def pair_by_stem(
+    image_folder: str | Path, mask_folder: str | Path
+) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+    """Match the image files of two folders by relative path without extension.
+
+    ``photos/a/cat.jpg`` pairs with ``masks/a/cat.png``. Returns ``(pairs, images
+    without a mask, masks without an image)``, each sorted.
+
+    Raises:
+        NotADirectoryError, PermissionError: a folder is missing or unreadable.
+        ValueError: two files of one folder share a name without extension.
+    """
+    images, masks = _by_stem(image_folder), _by_stem(mask_folder)
+    pairs = [(images[stem], masks[stem]) for stem in sorted(images.keys() & masks.keys())]
+    lonely_images = sorted(images[stem] for stem in images.keys() - masks.keys())
+    lonely_masks = sorted(masks[stem] for stem in masks.keys() - images.keys())
+    return pairs, lonely_images, lonely_masks
+
+
+def _by_stem(folder: str | Path) -> dict[Path, Path]:
+    files: dict[Path, Path] = {}
+    for path in list_image_files(folder):
+        stem = path.relative_to(folder).with_suffix("")
+        if stem in files:
+            raise ValueError(f"{files[stem]} and {path} have the same name; which one to use is unclear")
+        files[stem] = path
+    return files
 
 
 def atomic_write(path: str | Path, data: bytes) -> Path:

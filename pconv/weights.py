@@ -19,9 +19,20 @@ import torch
 from pconv.files import atomic_write
 from pconv.models import PConvUNet, get_preset
 
-__all__ = ["WEIGHTS_FORMAT", "WeightsError", "load_model", "load_weights", "read_metadata", "save_weights"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "WEIGHTS_FORMAT",
+    "WeightsError",
+    "default_weights",
+    "load_model",
+    "load_weights",
+    "read_metadata",
+    "save_weights",
+]
 
 WEIGHTS_FORMAT = "pconv-unet"
+#: Where the default model is installed (package data); see :func:`default_weights`.
+DEFAULT_WEIGHTS = Path(__file__).parent / "assets" / "default.safetensors"
 
 
 class WeightsError(ValueError):
@@ -130,8 +141,25 @@ def load_weights(path: str | os.PathLike) -> tuple[PConvUNet, dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
+    if path.suffix not in (".safetensors", ".pt"):
+        raise WeightsError(f"{path} is neither a .safetensors weights file nor a training checkpoint (.pt)")
     model, metadata = _load_safetensors(path) if path.suffix == ".safetensors" else _load_checkpoint(path)
     return model.eval(), metadata
+
+
+def default_weights() -> Path:
+    """The default model's weights file, installed with the package.
+
+    Raises:
+        WeightsError: this installation has no default model.
+    """
+    if not DEFAULT_WEIGHTS.is_file():
+        raise WeightsError(
+            "no default model is installed with this pconv (none has been released yet); "
+            "give a weights file: --weights FILE.safetensors (Python: Inpainter(weights=...)), "
+            "such as the model.safetensors that `pconv train` writes"
+        )
+    return DEFAULT_WEIGHTS
 
 
 def load_model(path: str | os.PathLike) -> PConvUNet:

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pconv.data import EpochStream, InpaintingDataset, StepSampler
+from pconv.devices import autocast_dtype, precision_name, resolve_device
 from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
 from pconv.models import PConvUNet
 from pconv.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -36,7 +37,7 @@ from pconv.train.logger import RunLogger, save_png
 from pconv.train.validation import ValidationSet
 from pconv.weights import load_weights, save_weights
 
-__all__ = ["MISSING_VGG_MESSAGE", "TrainingError", "resolve_device", "resume", "train"]
+__all__ = ["MISSING_VGG_MESSAGE", "TrainingError", "resume", "train"]
 
 MISSING_VGG_MESSAGE = (
     "the perceptual and style losses need ImageNet VGG-16 weights; give one of: "
@@ -51,17 +52,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available, else MPS, else CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def train(config: TrainConfig) -> Path:
@@ -126,7 +116,7 @@ class Trainer:
         self.config = config
         self.step = checkpoint["step"] if checkpoint else 0
         self.best_psnr = checkpoint["best_psnr"] if checkpoint else -math.inf
-        self.precision = _precision(config.precision, device)
+        self.precision = autocast_dtype(config.precision, device)
 
         torch.manual_seed(config.seed)
         self.model = PConvUNet(config.preset, config.depth).to(device)
@@ -200,7 +190,7 @@ class Trainer:
         print(
             f"stage {config.stage}: preset {config.preset} (depth {self.model.depth}, "
             f"{parameters:,} parameters), {config.crop}px crops, lr {config.learning_rate:g}, "
-            f"{_precision_name(self.precision)} on {self.device}"
+            f"{precision_name(self.precision)} on {self.device}"
         )
         print(
             f"effective batch size {effective} ({self.context.world_size} process"
@@ -387,19 +377,6 @@ def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> 
             f"but this run asks for preset {preset!r} depth {depth}"
         )
     return replace(config, preset=preset, depth=depth)
-
-
-def _precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype (float32 = no autocast); ``auto`` is bf16 (or fp16) on CUDA, fp32 elsewhere."""
-    if name == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def _precision_name(dtype: torch.dtype) -> str:
-    return {torch.float32: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
 
 
 def _build_vgg(config: TrainConfig) -> VGG16Features:

@@ -1,0 +1,254 @@
+"""The :class:`Inpainter`: a trained model that fills holes in images of any size.
+
+Masks given to :meth:`Inpainter.inpaint` use the user-facing convention: **white / 255
+/ True = hole** (``mask_convention="black-hole"`` flips it). Only hole pixels change:
+known pixels come back bit-identical, in the image's own type, depth and layout.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from pconv.devices import autocast_dtype, resolve_device
+from pconv.inference.pictures import Picture, picture_from_pil, picture_to_pil
+from pconv.inference.windows import plan_windows
+from pconv.masks.io import (
+    MaskChannel,
+    MaskConvention,
+    MaskError,
+    check_mask_size,
+    hole_from_image,
+    hole_to_mask,
+)
+from pconv.models import PConvUNet
+from pconv.weights import default_weights, load_weights
+
+__all__ = ["DEFAULT_CONTEXT", "DEFAULT_MAX_PIXELS", "EmptyMaskWarning", "ImageLike", "Inpainter"]
+
+#: Images up to this many pixels are inpainted whole (2048 × 2048).
+DEFAULT_MAX_PIXELS = 2048 * 2048
+#: Pixels of image kept in view around each hole region of a larger image.
+DEFAULT_CONTEXT = 256
+
+ImageLike = Union[Image.Image, np.ndarray, Tensor, Picture]  # noqa: UP007 (a runtime alias)
+
+
+class EmptyMaskWarning(UserWarning):
+    """The mask has no hole: the image is returned unchanged."""
+
+
+class Inpainter:
+    """A trained PConv U-Net ready to inpaint images.
+
+    Args:
+        weights: a ``.safetensors`` file written by ``pconv train`` or ``pconv export``
+            (preset and depth from its header) or a training ``checkpoint.pt``; None
+            loads the default model installed with the package.
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``, ...; None picks CUDA, then MPS, then CPU.
+        precision: ``"auto"`` (bf16/fp16 autocast on CUDA, fp32 elsewhere), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"``. Masks are always handled in fp32.
+        max_pixels: images up to this size are inpainted whole; larger ones window by
+            window around their holes (see :mod:`pconv.inference.windows`), never downscaled.
+        context: pixels of image in view around each hole region of a larger image.
+
+    Raises:
+        WeightsError: the weights file is missing or unreadable, or (``weights=None``)
+            no default model is installed.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        *,
+        precision: str = "auto",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        context: int = DEFAULT_CONTEXT,
+    ) -> None:
+        self.weights = default_weights() if weights is None else Path(weights)
+        self.device = resolve_device(device)
+        self.dtype = autocast_dtype(precision, self.device)
+        plan_windows(np.zeros((1, 1), bool), max_pixels=max_pixels, context=context)  # validates both
+        self.max_pixels, self.context = max_pixels, context
+        model, self.metadata = load_weights(self.weights)
+        self.model: PConvUNet = model.to(self.device).eval()
+
+    def __repr__(self) -> str:
+        return (
+            f"Inpainter(weights={str(self.weights)!r}, preset={self.model.preset!r}, "
+            f"depth={self.model.depth}, device={str(self.device)!r})"
+        )
+
+    def inpaint(
+        self,
+        image: ImageLike,
+        mask: ImageLike,
+        *,
+        mask_convention: MaskConvention = "white-hole",
+        mask_channel: MaskChannel = "auto",
+    ) -> ImageLike:
+        """Fill the holes of ``image``; returns the same kind of image.
+
+        Args:
+            image: a PIL image (grey, RGB, RGBA, 16-bit grey, palette...), a numpy array
+                ``(H, W, 3)`` (or ``(H, W)``, ``(H, W, 1|2|4)``) of uint8, uint16 or
+                floats in [0, 1], or a tensor ``(C, H, W)`` (C = 1 or 3) of floats in
+                [0, 1] or uint8, or a :class:`~pconv.inference.Picture` (from
+                :func:`~pconv.inference.read_picture`, metadata kept).
+            mask: same size as the image; a PIL image (read as mask files are: white =
+                hole, alpha if it varies), or a bool / 0-1 / 0-255 array or tensor
+                ``(H, W)``, True / 1 / 255 = hole.
+            mask_convention: ``"black-hole"`` for masks whose black / 0 / False is the hole.
+            mask_channel: for PIL masks, read ``"alpha"`` or ``"luminance"`` (default auto).
+
+        Raises:
+            MaskError: the mask is not binary, covers the whole image, or its size
+                differs from the image's.
+            ValueError: an image type, shape, mode or value range pconv cannot inpaint.
+        """
+        return self.inpaint_batch(
+            [image], [mask], mask_convention=mask_convention, mask_channel=mask_channel
+        )[0]
+
+    def inpaint_batch(
+        self,
+        images: Sequence[ImageLike],
+        masks: Sequence[ImageLike],
+        *,
+        batch_size: int = 8,
+        mask_convention: MaskConvention = "white-hole",
+        mask_channel: MaskChannel = "auto",
+    ) -> list[ImageLike]:
+        """:meth:`inpaint` for lists: images of the same size run through the network
+        ``batch_size`` at a time; larger-than-``max_pixels`` ones window by window."""
+        if len(images) != len(masks):
+            raise ValueError(f"got {len(images)} images but {len(masks)} masks")
+        jobs = []
+        for image, mask in zip(images, masks, strict=True):
+            picture, restore = _as_picture(image)
+            hole = _as_hole(mask, mask_convention, mask_channel)
+            check_mask_size(hole.shape[::-1], picture.size)
+            _check_hole(hole)
+            jobs.append((picture, hole, restore))
+        whole = defaultdict(list)  # (H, W) → jobs inpainted whole, batched together
+        for picture, hole, _ in jobs:
+            if not hole.any():
+                continue
+            if hole.size <= self.max_pixels:
+                whole[hole.shape].append((picture, hole))
+            else:
+                self._inpaint_in_windows(picture, hole)
+        for group in whole.values():
+            for start in range(0, len(group), batch_size):
+                self._inpaint_whole(group[start : start + batch_size])
+        return [restore(picture) for picture, _, restore in jobs]
+
+    @torch.inference_mode()
+    def predict(self, image: Tensor, mask: Tensor) -> Tensor:
+        """The network's raw output: float32 ``(N, 3, H, W)`` in [0, 1] on the CPU.
+
+        ``image`` is ``(N, 3, H, W)`` in [0, 1] (holes may hold anything), ``mask``
+        ``(N, 1, H, W)``, 1 = known, 0 = hole (the tensor convention of the model).
+        """
+        image, mask = image.to(self.device), mask.to(self.device, torch.float32)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            output, _ = self.model(image, mask)
+        return output.float().clamp_(0.0, 1.0).cpu()
+
+    def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]]) -> None:
+        """Fill same-size pictures in one network pass (in place)."""
+        image = torch.stack([torch.from_numpy(picture.rgb()).permute(2, 0, 1) for picture, _ in group])
+        mask = torch.cat([hole_to_mask(hole) for _, hole in group])
+        output = self.predict(image, mask).permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)
+        everything = slice(None)
+        for (picture, hole), rgb in zip(group, output, strict=True):
+            picture.set_rgb(everything, everything, hole, rgb)
+
+    def _inpaint_in_windows(self, picture: Picture, hole: np.ndarray) -> None:
+        """Fill a large picture window by window (in place); see :mod:`pconv.inference.windows`."""
+        plan = plan_windows(hole, max_pixels=self.max_pixels, context=self.context)
+        for window in plan.windows:
+            rows, columns = window.view.rows, window.view.columns
+            image = torch.from_numpy(picture.rgb(rows, columns)).permute(2, 0, 1)[None]
+            output = self.predict(image, hole_to_mask(hole[rows, columns]))[0].permute(1, 2, 0).numpy()
+            picture.set_rgb(rows, columns, plan.targets(window, hole), output)
+
+
+def _check_hole(hole: np.ndarray) -> None:
+    if hole.all():
+        raise MaskError("the mask covers the whole image: there is no known pixel to inpaint from")
+    if not hole.any():
+        warnings.warn("the mask has no hole: the image is returned unchanged", EmptyMaskWarning, stacklevel=4)
+
+
+def _as_picture(image: ImageLike) -> tuple[Picture, Callable[[Picture], ImageLike]]:
+    """A :class:`Picture` copy of ``image`` and the function that turns the result back into its kind."""
+    if isinstance(image, Picture):
+        return Picture(image.pixels.copy(), dict(image.info)), lambda result: result
+    if isinstance(image, Image.Image):
+        return picture_from_pil(image), picture_to_pil
+    if isinstance(image, np.ndarray):
+        return _picture_from_array(image, "image array")
+    if isinstance(image, Tensor):
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"image tensors must be (C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
+        picture, restore_array = _picture_from_array(
+            image.detach().cpu().permute(1, 2, 0).numpy(), "image tensor"
+        )
+        return (
+            picture,
+            lambda result: (
+                torch.from_numpy(restore_array(result)).permute(2, 0, 1).to(image.device, image.dtype)
+            ),
+        )
+    raise TypeError(f"image must be a PIL image, a numpy array or a tensor, not {type(image).__name__}")
+
+
+def _picture_from_array(array: np.ndarray, name: str) -> tuple[Picture, Callable[[Picture], np.ndarray]]:
+    shape, dtype = array.shape, array.dtype
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"{name} must be (H, W), (H, W, 1|2|3|4), got {shape}")
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ValueError(f"{name} of floats must hold values in [0, 1]")
+        pixels = array.astype(np.float32)
+    elif dtype in (np.uint8, np.uint16):
+        pixels = array.copy()
+    else:
+        raise ValueError(f"{name} must be uint8, uint16 or floats in [0, 1], not {dtype}")
+    return Picture(pixels), lambda result: result.pixels.astype(dtype).reshape(shape)
+
+
+def _as_hole(mask: ImageLike, convention: MaskConvention, channel: MaskChannel) -> np.ndarray:
+    """bool ``(H, W)``, True = hole, of a user-facing mask."""
+    if isinstance(mask, Image.Image):
+        return hole_from_image(mask, convention, channel)
+    if isinstance(mask, Tensor):
+        mask = mask.detach().cpu().numpy()
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a PIL image, a numpy array or a tensor, not {type(mask).__name__}")
+    if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[2]):
+        mask = mask.reshape(mask.shape[:2] if mask.shape[2] == 1 else mask.shape[1:])
+    if mask.ndim != 2:
+        raise MaskError(f"mask arrays must be (H, W), got {mask.shape}")
+    if mask.dtype != bool:
+        top = mask.max()
+        if top not in (0, 1, 255) or not ((mask == 0) | (mask == top)).all():
+            raise MaskError(
+                f"mask arrays must be binary (bool, 0/1 or 0/255); this one holds values from "
+                f"{mask.min()} to {top}: threshold it first"
+            )
+    white = mask > 0
+    return white if convention == "white-hole" else ~white

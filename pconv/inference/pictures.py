@@ -1,0 +1,306 @@
+"""Images to inpaint, read and written without losing what inpainting does not change.
+
+A :class:`Picture` is an image's pixels in their own depth and layout and the file's
+metadata. Inpainting replaces colour values of hole
+pixels only: known pixels, alpha, bit depth, EXIF, ICC profile, resolution and PNG text
+go to the output as they came.
+
+Layouts (``pixels`` is ``(H, W, C)``): C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA, of
+dtype uint8, uint16 (16-bit files) or float32 in [0, 1] (arrays and tensors from
+Python). Files in other modes are converted once, on reading: palette images to RGB or
+RGBA, bilevel to grey, CMYK and YCbCr to RGB. EXIF orientation is applied (the image is
+inpainted upright, as viewers show it, and written upright without the orientation tag).
+
+Pillow reads 16-bit-per-channel colour PNGs only as 8-bit; those are read and written
+with OpenCV (``pip install opencv-python-headless``) so that no bit is lost, or refused
+with an error naming that package when it is missing.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from pconv.data.images import ImageReadError
+from pconv.files import atomic_write
+
+__all__ = [
+    "ImageWriteError",
+    "Picture",
+    "output_format",
+    "picture_from_pil",
+    "picture_to_pil",
+    "read_picture",
+    "write_picture",
+]
+
+#: Pillow modes read as they are: mode → (channels, dtype).
+_NATIVE_MODES = {
+    "L": (1, np.uint8),
+    "LA": (2, np.uint8),
+    "RGB": (3, np.uint8),
+    "RGBA": (4, np.uint8),
+    "I;16": (1, np.uint16),
+    "I;16L": (1, np.uint16),
+    "I;16B": (1, np.uint16),
+    "I;16N": (1, np.uint16),
+}
+#: Modes converted on reading (and written in the converted mode).
+_CONVERTED_MODES = {
+    "1": "L",
+    "P": "RGB",
+    "PA": "RGBA",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "La": "LA",
+    "RGBa": "RGBA",
+}
+#: Metadata carried from the input file to the output file (where the format stores it).
+_METADATA_KEYS = ("exif", "icc_profile", "dpi", "xmp", "comment", "transparency")
+_FORMAT_OPTIONS = {
+    "JPEG": {"quality": 95},
+    "WEBP": {"lossless": True, "exact": True},  # exact: colour under transparent pixels kept
+    "TIFF": {"compression": "tiff_deflate"},
+}
+_DEEP_PNG_RAWMODES = ("RGB;16B", "RGBA;16B")
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's RGB → L
+
+
+class ImageWriteError(ValueError):
+    """An output image that cannot be written in the format its file name asks for."""
+
+
+@dataclass
+class Picture:
+    """An image's pixels in their own depth and layout, and its metadata.
+
+    Attributes:
+        pixels: ``(H, W, C)``: C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA; uint8,
+            uint16, or float32 in [0, 1].
+        info: metadata to write with the pixels (Pillow's ``image.info`` keys, and
+            ``"text"``: PNG text chunks).
+    """
+
+    pixels: np.ndarray
+    info: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"pixels must be (H, W, 1|2|3|4), got {self.pixels.shape}")
+        if self.pixels.dtype not in (np.uint8, np.uint16, np.float32):
+            raise ValueError(f"pixels must be uint8, uint16 or float32, got {self.pixels.dtype}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, as Pillow gives sizes."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def deep_colour(self) -> bool:
+        """16-bit RGB(A), which Pillow cannot hold (OpenCV reads and writes it)."""
+        return self.pixels.dtype == np.uint16 and self.pixels.shape[2] >= 3
+
+    @property
+    def colour_channels(self) -> int:
+        """1 for grey (with or without alpha), 3 for RGB(A)."""
+        return 1 if self.pixels.shape[2] <= 2 else 3
+
+    def rgb(self, rows: slice = slice(None), columns: slice = slice(None)) -> np.ndarray:
+        """float32 ``(h, w, 3)`` RGB in [0, 1] of a window (grey repeated, alpha dropped)."""
+        colour = self.pixels[rows, columns, : self.colour_channels]
+        values = colour.astype(np.float32) / _full_scale(self.pixels.dtype)
+        return np.repeat(values, 3, axis=2) if self.colour_channels == 1 else values
+
+    def set_rgb(self, rows: slice, columns: slice, where: np.ndarray, rgb: np.ndarray) -> None:
+        """Set the colour of the window pixels where ``where`` (bool ``(h, w)``) is True.
+
+        ``rgb`` is float ``(h, w, 3)`` in [0, 1]; grey pictures get its luma (ITU-R 601).
+        Values are rounded to the picture's depth; alpha is left alone.
+        """
+        values = rgb[where]  # (k, 3)
+        if self.colour_channels == 1:
+            values = (values @ _LUMA)[:, None]
+        scale = _full_scale(self.pixels.dtype)
+        if scale != 1.0:
+            values = np.rint(np.clip(values, 0.0, 1.0) * scale)
+        window = self.pixels[rows, columns]  # a view: writes land in self.pixels
+        window[where, : self.colour_channels] = values.astype(self.pixels.dtype)
+
+
+def _full_scale(dtype: np.dtype) -> float:
+    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
+
+
+def picture_from_pil(image: Image.Image) -> Picture:
+    """A :class:`Picture` of a PIL image (converting modes listed in the module docstring).
+
+    Raises:
+        ValueError: a mode pconv cannot inpaint without losing values (32-bit ``I``
+            beyond 16 bits, float ``F``).
+    """
+    info = {key: image.info[key] for key in _METADATA_KEYS if key in image.info}
+    if getattr(image, "text", None):
+        info["text"] = dict(image.text)
+    mode = image.mode
+    if mode in _CONVERTED_MODES:
+        target = _CONVERTED_MODES[mode]
+        if mode == "P" and "transparency" in image.info:
+            target = "RGBA"
+        info.pop("transparency", None)
+        image, mode = image.convert(target), target
+    if mode == "I":  # 16-bit PNGs in some Pillow versions; kept when the values fit 16 bits
+        values = np.asarray(image)
+        if values.min() < 0 or values.max() > 65535:
+            raise ValueError("32-bit integer images beyond the 16-bit range are not supported")
+        return Picture(values.astype(np.uint16)[:, :, None], info)
+    if mode not in _NATIVE_MODES:
+        raise ValueError(f"images of mode {mode} are not supported (use 8- or 16-bit grey, RGB or RGBA)")
+    channels, dtype = _NATIVE_MODES[mode]
+    pixels = np.asarray(image).astype(dtype, copy=True).reshape(image.height, image.width, channels)
+    return Picture(pixels, info)
+
+
+def picture_to_pil(picture: Picture) -> Image.Image:
+    """The PIL image of a :class:`Picture` (not for 16-bit colour, which PIL cannot hold)."""
+    if picture.deep_colour:
+        raise ValueError("Pillow cannot hold 16-bit colour images")
+    pixels = picture.pixels
+    if pixels.dtype == np.float32:
+        pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    image.info.update({key: value for key, value in picture.info.items() if key != "text"})
+    return image
+
+
+def read_picture(path: str | Path) -> Picture:
+    """Read an image file as a :class:`Picture`, upright (EXIF orientation applied).
+
+    Raises:
+        ImageReadError: the file is missing, truncated, corrupt, not an image, of an
+            unsupported mode, or a 16-bit colour PNG while OpenCV is not installed.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            deep = image.format == "PNG" and _png_rawmode(image) in _DEEP_PNG_RAWMODES
+            if deep:
+                return _read_deep_png(path, image)
+            image.load()
+            return picture_from_pil(ImageOps.exif_transpose(image))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"cannot read image {path}: {error}") from error
+
+
+def _png_rawmode(image: Image.Image) -> str | None:
+    """How Pillow will decode a PNG (e.g. ``"RGB;16B"``), read before ``load()``."""
+    if not image.tile:
+        return None
+    args = image.tile[0].args
+    return args if isinstance(args, str) else args[0]
+
+
+def _read_deep_png(path: Path, image: Image.Image) -> Picture:
+    cv2 = _opencv(f"{path} has 16 bits per colour channel, which Pillow reads only as 8-bit")
+    pixels = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16:
+        raise ValueError("OpenCV could not decode it as 16-bit")
+    pixels = pixels[:, :, [2, 1, 0, 3][: pixels.shape[2]]]  # BGR(A) → RGB(A)
+    info = {key: image.info[key] for key in ("icc_profile", "dpi") if key in image.info}
+    return Picture(np.ascontiguousarray(pixels), info)
+
+
+def _opencv(reason: str):
+    try:
+        import cv2
+    except ImportError:
+        raise ValueError(
+            f"{reason}; install OpenCV to keep all 16 bits: pip install opencv-python-headless"
+        ) from None
+    return cv2
+
+
+def output_format(path: str | Path) -> str:
+    """The Pillow format name for ``path``'s extension (``"PNG"``, ``"JPEG"``, ...).
+
+    Raises:
+        ImageWriteError: the extension is missing or not an image format Pillow writes.
+    """
+    extension = Path(path).suffix.lower()
+    formats = Image.registered_extensions()
+    if extension not in formats or formats[extension] not in Image.SAVE:
+        raise ImageWriteError(
+            f"cannot tell an image format from the name {Path(path).name!r}; "
+            "end it in .png, .jpg, .webp, .tif or .bmp"
+        )
+    return formats[extension]
+
+
+def encode_picture(picture: Picture, format: str) -> bytes:
+    """``picture`` as the bytes of an image file in Pillow ``format``, with its metadata.
+
+    Raises:
+        ImageWriteError: the format cannot store the picture's mode (e.g. alpha in
+            JPEG, 16-bit colour in anything but PNG).
+    """
+    if picture.deep_colour:
+        return _encode_deep_png(picture, format)
+    options = {key: value for key, value in picture.info.items() if key != "text"}
+    if format == "PNG" and picture.info.get("text"):
+        text = PngImagePlugin.PngInfo()
+        for key, value in picture.info["text"].items():
+            text.add_text(key, value)
+        options["pnginfo"] = text
+    options |= _FORMAT_OPTIONS.get(format, {})
+    buffer = io.BytesIO()
+    try:
+        picture_to_pil(picture).save(buffer, format=format, **options)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ImageWriteError(
+            f"{format} cannot store this {_describe(picture)} image ({error}); "
+            "choose a format that does, such as .png"
+        ) from None
+    return buffer.getvalue()
+
+
+def _encode_deep_png(picture: Picture, format: str) -> bytes:
+    if format != "PNG":
+        raise ImageWriteError(f"16-bit colour images can only be written as PNG, not {format}")
+    cv2 = _opencv("writing a 16-bit colour PNG needs OpenCV")
+    order = [2, 1, 0, 3][: picture.pixels.shape[2]]  # RGB(A) → BGR(A)
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(picture.pixels[:, :, order]))
+    if not ok:
+        raise ImageWriteError("OpenCV could not encode the 16-bit PNG")
+    return data.tobytes()
+
+
+def _describe(picture: Picture) -> str:
+    depth = "16-bit" if picture.pixels.dtype == np.uint16 else "8-bit"
+    layout = {1: "grey", 2: "grey + alpha", 3: "RGB", 4: "RGBA"}[picture.pixels.shape[2]]
+    return f"{depth} {layout}"
+
+
+def write_picture(picture: Picture, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``picture`` to ``path`` in the format of its extension, atomically.
+
+    The file is complete or absent (never half-written); missing parent folders are
+    created. Lossless formats (PNG, WebP — written lossless —, TIFF, BMP) keep every
+    pixel; JPEG is re-encoded at quality 95.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ImageWriteError: the format cannot store the picture.
+        OSError: the file or its folder cannot be written (naming ``path``).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+    data = encode_picture(picture, output_format(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot create folder {path.parent}: {error.strerror}") from None
+    return atomic_write(path, data)
