@@ -12,19 +12,8 @@ from pconv import PConvUNet
 from pconv.weights import WeightsError, load_model, read_metadata, save_weights
 
 
-def trained_looking_model(seed=0) -> PConvUNet:
-    torch.manual_seed(seed)
-    model = PConvUNet("tiny")
-    with torch.no_grad():  # non-default batch-norm statistics, so buffers are checked too
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-1, 1)
-                module.running_var.uniform_(0.5, 2)
-    return model.eval()
-
-
-def test_float32_round_trip_is_exact_and_carries_metadata(tmp_path):
-    model = trained_looking_model()
+def test_float32_round_trip_is_exact_and_carries_metadata(tmp_path, tiny_model):
+    model = tiny_model
     path = save_weights(model, tmp_path / "m.safetensors", metadata={"step": 12, "note": "hello"})
     loaded = load_model(path)
     assert not loaded.training and loaded.config == model.config
@@ -83,10 +72,10 @@ def test_unknown_or_changed_presets_are_rejected(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize("name", ["missing.safetensors", "garbage.safetensors", "garbage.pt"])
+@pytest.mark.parametrize("name", ["missing.safetensors", "garbage.safetensors", "garbage.pt", "photo.png"])
 def test_unreadable_files_are_clear_errors(tmp_path, name):
     path = tmp_path / name
-    if name.startswith("garbage"):
+    if not name.startswith("missing"):
         path.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(WeightsError, match=str(path.name)):
         load_model(path)

@@ -223,12 +223,9 @@ def _picture_from_array(array: np.ndarray, name: str) -> tuple[Picture, Callable
     if np.issubdtype(dtype, np.floating):
         if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
             raise ValueError(f"{name} of floats must hold values in [0, 1]")
-        pixels = array.astype(np.float32)
-    elif dtype in (np.uint8, np.uint16):
-        pixels = array.copy()
-    else:
+    elif dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{name} must be uint8, uint16 or floats in [0, 1], not {dtype}")
-    return Picture(pixels), lambda result: result.pixels.astype(dtype).reshape(shape)
+    return Picture(array.copy()), lambda result: result.pixels.reshape(shape)
 
 
 def _as_hole(mask: ImageLike, convention: MaskConvention, channel: MaskChannel) -> np.ndarray:

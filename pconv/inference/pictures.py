@@ -6,7 +6,7 @@ pixels only: known pixels, alpha, bit depth, EXIF, ICC profile, resolution and P
 go to the output as they came.
 
 Layouts (``pixels`` is ``(H, W, C)``): C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA, of
-dtype uint8, uint16 (16-bit files) or float32 in [0, 1] (arrays and tensors from
+dtype uint8, uint16 (16-bit files) or floats in [0, 1] (arrays and tensors from
 Python). Files in other modes are converted once, on reading: palette images to RGB or
 RGBA, bilevel to grey, CMYK and YCbCr to RGB. EXIF orientation is applied (the image is
 inpainted upright, as viewers show it, and written upright without the orientation tag).
@@ -80,7 +80,7 @@ class Picture:
 
     Attributes:
         pixels: ``(H, W, C)``: C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA; uint8,
-            uint16, or float32 in [0, 1].
+            uint16, or floats in [0, 1].
         info: metadata to write with the pixels (Pillow's ``image.info`` keys, and
             ``"text"``: PNG text chunks).
     """
@@ -91,8 +91,9 @@ class Picture:
     def __post_init__(self) -> None:
         if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
             raise ValueError(f"pixels must be (H, W, 1|2|3|4), got {self.pixels.shape}")
-        if self.pixels.dtype not in (np.uint8, np.uint16, np.float32):
-            raise ValueError(f"pixels must be uint8, uint16 or float32, got {self.pixels.dtype}")
+        dtype = self.pixels.dtype
+        if dtype not in (np.uint8, np.uint16) and not np.issubdtype(dtype, np.floating):
+            raise ValueError(f"pixels must be uint8, uint16 or floats, got {dtype}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -143,8 +144,6 @@ def picture_from_pil(image: Image.Image) -> Picture:
             beyond 16 bits, float ``F``).
     """
     info = {key: image.info[key] for key in _METADATA_KEYS if key in image.info}
-    if getattr(image, "text", None):
-        info["text"] = dict(image.text)
     mode = image.mode
     if mode in _CONVERTED_MODES:
         target = _CONVERTED_MODES[mode]
@@ -169,7 +168,7 @@ def picture_to_pil(picture: Picture) -> Image.Image:
     if picture.deep_colour:
         raise ValueError("Pillow cannot hold 16-bit colour images")
     pixels = picture.pixels
-    if pixels.dtype == np.float32:
+    if np.issubdtype(pixels.dtype, np.floating):
         pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
     image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
     image.info.update({key: value for key, value in picture.info.items() if key != "text"})
@@ -190,7 +189,10 @@ def read_picture(path: str | Path) -> Picture:
             if deep:
                 return _read_deep_png(path, image)
             image.load()
-            return picture_from_pil(ImageOps.exif_transpose(image))
+            picture = picture_from_pil(ImageOps.exif_transpose(image))
+            if getattr(image, "text", None):  # PNG text chunks
+                picture.info["text"] = dict(image.text)
+            return picture
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageReadError(f"cannot read image {path}: {error}") from error
 
