@@ -101,10 +101,9 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     from pconv.inference import Inpainter
 
     folders = (args.input_dir, args.mask_dir, args.output_dir)
-    if args.image is not None:
-        if args.mask is None or args.output is None or any(folders):
-            raise CommandError("inpaint IMAGE needs --mask MASK and -o OUT (and no folder options)")
-    elif not all(folders) or args.mask or args.output:
+    single = args.image is not None and args.mask and args.output and not any(folders)
+    folder = args.image is None and all(folders) and not (args.mask or args.output)
+    if not (single or folder):
         raise CommandError("give IMAGE --mask MASK -o OUT, or --input-dir, --mask-dir and --output-dir")
     jobs = _inpaint_jobs(args)
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
@@ -125,8 +124,8 @@ def _inpaint_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
         jobs = [(Path(args.image), Path(args.mask), Path(args.output))]
     else:
         pairs, lonely_images, lonely_masks = pair_by_stem(args.input_dir, args.mask_dir)
-        _report_unmatched(lonely_images, f"have no mask in {args.mask_dir} and are skipped")
-        _report_unmatched(lonely_masks, f"match no image in {args.input_dir} and are ignored")
+        _report_unmatched(lonely_images, "image", f"without a mask in {args.mask_dir} (skipped)")
+        _report_unmatched(lonely_masks, "mask", f"without an image in {args.input_dir} (ignored)")
         if not pairs:
             raise CommandError(
                 f"no image in {args.input_dir} has a mask in {args.mask_dir} "
@@ -149,10 +148,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _report_unmatched(paths: list[Path], what: str) -> None:
+def _report_unmatched(paths: list[Path], noun: str, what: str) -> None:
     if paths:
         names = ", ".join(str(path) for path in paths[:5]) + (", ..." if len(paths) > 5 else "")
-        print(f"pconv: {_count(len(paths), 'file')} {what}: {names}", file=sys.stderr)
+        print(f"pconv: {_count(len(paths), noun)} {what}: {names}", file=sys.stderr)
 
 
 def _inpaint_file(inpainter, image_path: Path, mask_path: Path, output_path: Path, args) -> None:
