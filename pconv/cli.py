@@ -392,12 +392,23 @@ def _run_info(args: argparse.Namespace) -> int:
     else:
         print("cuda    not available")
     print(f"mps     {'available' if torch.backends.mps.is_available() else 'not available'}")
+    print(f"model   {_default_model_description()}")
     print("presets")
     for name in list_presets():
         config = get_preset(name)
         widths = ",".join(str(w) for w in config.widths)
         print(f"  {name:<6} depth {config.depth}, widths {widths}")
     return 0
+
+
+def _default_model_description() -> str:
+    from pconv.weights import WeightsError, default_weights, read_metadata
+
+    try:
+        metadata = read_metadata(default_weights())
+    except WeightsError:
+        return "no default model installed (pconv inpaint needs --weights)"
+    return f"default {metadata.get('preset')} depth {metadata.get('depth')} ({default_weights()})"
 
 
 class CommandError(Exception):

@@ -92,3 +92,12 @@ def test_masks_commands_report_bad_folders(tmp_path, capsys):
 def test_masks_generate_reports_impossible_requests(tmp_path, capsys):
     assert main(["masks", "generate", str(tmp_path), "--bucket", "6", "--no-border", "--size", "48"]) == 2
     assert "too little room" in capsys.readouterr().err
+
+
+def test_info_names_the_default_model_or_its_absence(capsys, monkeypatch, tmp_path, tiny_weights):
+    monkeypatch.setattr("pconv.weights.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    assert main(["info"]) == 0
+    assert "no default model installed (pconv inpaint needs --weights)" in capsys.readouterr().out
+    monkeypatch.setattr("pconv.weights.DEFAULT_WEIGHTS", tiny_weights)
+    assert main(["info"]) == 0
+    assert "model   default tiny depth 5" in capsys.readouterr().out
