@@ -132,6 +132,10 @@ def _inpaint_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
                 "(masks are matched to images by relative path without extension)"
             )
         output_dir = Path(args.output_dir)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CommandError(f"cannot create output folder {output_dir}: {error.strerror}") from None
         jobs = [(image, mask, output_dir / image.relative_to(args.input_dir)) for image, mask in pairs]
     for _, _, output in jobs:
         output_format(output)

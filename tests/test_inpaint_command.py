@@ -144,6 +144,17 @@ def test_folder_mode_goes_on_past_a_bad_file(tmp_path, tiny_weights, capsys):
     assert "inpainted 1 of 2 images" in captured.out and (tmp_path / "out" / "good.png").exists()
 
 
+def test_folder_mode_checks_the_output_folder_first(tmp_path, tiny_weights, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(noise(20, 20)).save(tmp_path / "images" / "a.png")
+    save_mask(tmp_path / "masks" / "a.png", hole_of(20, 20))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert inpaint("--input-dir", tmp_path / "images", "--mask-dir", tmp_path / "masks",
+                   "--output-dir", tmp_path / "taken" / "out", weights=tiny_weights) == 2  # fmt: skip
+    assert "cannot create output folder" in capsys.readouterr().err
+
+
 def test_empty_mask_copies_the_image_with_a_notice(case, tiny_weights, capsys):
     folder, image, _ = case
     save_mask(folder / "empty.png", np.zeros((45, 67), bool))
