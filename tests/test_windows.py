@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pconv.inference.windows import CELL, plan_windows
+from pconv.inference.windows import CELL, check_window_settings, plan_windows
 
 
 def writes_per_pixel(plan, hole):
@@ -70,3 +70,6 @@ def test_a_region_larger_than_the_limit_is_tiled_at_full_scale():
 def test_a_limit_too_small_for_the_context_is_an_error():
     with pytest.raises(ValueError, match="too small for a context of 100 px"):
         plan_windows(np.zeros((10, 10), bool), max_pixels=200**2, context=100)
+    with pytest.raises(ValueError, match="context must be at least 0"):
+        check_window_settings(1024**2, -1)
+    assert check_window_settings(1024**2, 256) == 512

@@ -12,7 +12,6 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from torch import Tensor
 
 from pconv.devices import autocast_dtype, resolve_device
 from pconv.inference.pictures import Picture, picture_from_pil, picture_to_pil
-from pconv.inference.windows import plan_windows
+from pconv.inference.windows import check_window_settings, plan_windows
 from pconv.masks.io import (
     MaskChannel,
     MaskConvention,
@@ -40,7 +39,7 @@ DEFAULT_MAX_PIXELS = 2048 * 2048
 #: Pixels of image kept in view around each hole region of a larger image.
 DEFAULT_CONTEXT = 256
 
-ImageLike = Union[Image.Image, np.ndarray, Tensor, Picture]  # noqa: UP007 (a runtime alias)
+ImageLike = Image.Image | np.ndarray | Tensor | Picture
 
 
 class EmptyMaskWarning(UserWarning):
@@ -78,7 +77,7 @@ class Inpainter:
         self.weights = default_weights() if weights is None else Path(weights)
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(precision, self.device)
-        plan_windows(np.zeros((1, 1), bool), max_pixels=max_pixels, context=context)  # validates both
+        check_window_settings(max_pixels, context)
         self.max_pixels, self.context = max_pixels, context
         model, self.metadata = load_weights(self.weights)
         self.model: PConvUNet = model.to(self.device).eval()

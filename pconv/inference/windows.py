@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Box", "Window", "WindowPlan", "plan_windows"]
+__all__ = ["Box", "Window", "WindowPlan", "check_window_settings", "plan_windows"]
 
 #: Side of the cells holes are grouped by, in pixels.
 CELL = 32
@@ -99,16 +99,10 @@ def plan_windows(hole: np.ndarray, *, max_pixels: int, context: int) -> WindowPl
     """Plan the windows that inpaint ``hole`` (bool ``(H, W)``, True = hole).
 
     Raises:
-        ValueError: ``max_pixels`` leaves no room for a core inside ``context`` margins.
+        ValueError: settings :func:`check_window_settings` rejects.
     """
+    core_side = check_window_settings(max_pixels, context)
     height, width = hole.shape
-    side = math.isqrt(max_pixels)
-    core_side = side - 2 * context
-    if context < 0 or core_side < 2 * CELL:
-        raise ValueError(
-            f"max_pixels {max_pixels} is too small for a context of {context} px: it must be at least "
-            f"(2·context + {2 * CELL})² = {(2 * context + 2 * CELL) ** 2}"
-        )
     if height * width <= max_pixels:
         whole = Box(0, 0, height, width)
         return WindowPlan([Window(whole, whole, None)], None)
@@ -133,6 +127,24 @@ def plan_windows(hole: np.ndarray, *, max_pixels: int, context: int) -> WindowPl
                     == region).any():  # fmt: skip
                 windows.append(Window(core.grown(context, height, width), core, region))
     return WindowPlan(windows, labels)
+
+
+def check_window_settings(max_pixels: int, context: int) -> int:
+    """The side of a tile's core for these settings.
+
+    Raises:
+        ValueError: ``context`` is negative, or ``max_pixels`` leaves no room for a core
+            inside ``context`` margins.
+    """
+    if context < 0:
+        raise ValueError(f"context must be at least 0 px, got {context}")
+    core_side = math.isqrt(max(max_pixels, 0)) - 2 * context
+    if core_side < 2 * CELL:
+        raise ValueError(
+            f"max_pixels {max_pixels} is too small for a context of {context} px: it must be at least "
+            f"(2·context + {2 * CELL})² = {(2 * context + 2 * CELL) ** 2}"
+        )
+    return core_side
 
 
 def _occupied_cells(hole: np.ndarray) -> np.ndarray:
