@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show versions, devices and model presets")
     info.set_defaults(handler=_run_info)
     _add_inpaint_command(commands)
+    _add_evaluate_command(commands)
     _add_masks_commands(commands)
     _add_train_command(commands)
     _add_export_command(commands)
@@ -192,6 +193,79 @@ def _inpaint_folder(inpainter, jobs: list[tuple[Path, Path, Path]], args: argpar
     if failures:
         print(f"pconv: {_count(failures, 'image')} failed (see above)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _add_evaluate_command(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score inpainting methods per hole-ratio bucket (L1, PSNR, SSIM)",
+        description="Inpaint images with each method, composite, and print mean L1 (%% of 255), PSNR "
+        "(dB, peak 255) and SSIM (scikit-image's, colour) per hole-ratio bucket as Markdown. Each image "
+        "gets one mask of every bucket × border category in --masks (drawn with --seed), or the pairs "
+        "of --pairs.",
+    )
+    add = evaluate.add_argument
+    add("--images", required=True, metavar="DIR", help="ground-truth images (searched recursively)")
+    add("--masks", required=True, metavar="DIR", help="masks, 255 = hole (e.g. the NVIDIA test masks)")
+    add("--methods", default="pconv,telea,ns", metavar="A,B,...",
+        help="from pconv (the default model), pconv:PATH, telea, ns, biharmonic, patchmatch")  # fmt: skip
+    add("--pairs", metavar="FILE.csv", help="explicit pairs: CSV with columns image,mask (relative paths)")
+    add("--seed", type=int, default=0, help="seed of the image-mask pairing (default 0)")
+    add("--size", type=int, metavar="S", help="resize images (shorter side, Lanczos) and centre-crop to S×S")
+    add("--limit", type=int, metavar="N", help="use the first N images (with --pairs: the first N pairs)")
+    add("--by-border", action="store_true", help="also split each bucket by border / no border")
+    add("--report", metavar="FILE.md", help="write the Markdown tables here too")
+    add("--json", metavar="FILE.json", help="write the means per method and column as JSON")
+    add("--per-image", metavar="FILE.csv", help="write one row per case and method")
+    add("--grid", metavar="FILE.png", help="write a comparison grid (one case per bucket)")
+    add("--device", default="auto", help="device of the pconv methods (default: CUDA, MPS, CPU)")
+    add("--batch-size", type=int, default=8, metavar="N", help="cases loaded and inpainted at once (8)")
+    evaluate.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from PIL import Image
+    from tqdm import tqdm
+
+    from pconv.eval import benchmark
+    from pconv.eval.cases import paired_cases, seeded_cases
+    from pconv.files import list_image_files
+    from pconv.masks.folder import scan_masks
+
+    outputs = [path for path in (args.report, args.json, args.per_image, args.grid) if path]
+    for path in outputs:  # fail now, not after hours of evaluation
+        if not Path(path).parent.is_dir():
+            raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+    names = [name.strip() for name in args.methods.split(",") if name.strip()]
+    methods = {name: benchmark.get_method(name, args.device) for name in names}
+    if args.pairs:
+        cases = paired_cases(args.pairs, args.images, args.masks)[: args.limit]
+    else:
+        images = list_image_files(args.images)[: args.limit]
+        if not images:
+            raise CommandError(f"no images found in {args.images}")
+        cases = seeded_cases(images, scan_masks(args.masks), args.seed)
+    shown = {}  # the grid shows the first case of each bucket
+    for index, case in enumerate(cases):
+        shown.setdefault(case.bucket, index)
+    with tqdm(total=len(cases), desc="evaluating", unit="case") as bar:
+        options = {"size": args.size, "batch_size": args.batch_size, "progress": bar.update}
+        records, kept = benchmark.evaluate(cases, methods, keep=shown.values(), **options)
+    summary = benchmark.summarize(records, args.by_border)
+    command = shlex.join(["pconv", *args.argv])
+    report = benchmark.markdown_report(summary, command=command, cases=len(cases))
+    print(report)
+    if args.report:
+        Path(args.report).write_text(report)
+    if args.json:
+        benchmark.write_json(summary, args.json, command=command, cases=len(cases), seed=args.seed)
+    if args.per_image:
+        benchmark.write_per_image(records, args.per_image)
+    if args.grid:
+        Image.fromarray(benchmark.comparison_grid(dict(sorted(kept.items())), names)).save(args.grid)
+    return 0
 
 
 def _add_masks_commands(commands) -> None:
@@ -420,7 +494,9 @@ class CommandError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.handler(args)
     except (CommandError, ValueError, OSError) as error:  # bad input: one line, no traceback

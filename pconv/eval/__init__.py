@@ -1,4 +1,4 @@
-"""Evaluation: image-quality metrics."""
+"""Evaluation: image-quality metrics, classical baselines and the per-bucket benchmark."""
 
 from pconv.eval.metrics import l1_percent, psnr, ssim
 

@@ -1,0 +1,221 @@
+"""The benchmark: run methods on cases, score composites, and report per hole-ratio bucket.
+
+Every method's output is composited (known pixels from the ground truth, holes from
+the method) and scored against the ground truth on the 0–255 scale: L1 in % of 255,
+PSNR in dB with peak 255 and the MSE over all pixels and channels, and SSIM as
+scikit-image's ``structural_similarity(..., channel_axis=-1, data_range=255)``.
+Tables hold the mean over the cases of each bucket (and, on request, each border
+category).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pconv.eval.baselines import get_baseline
+from pconv.eval.cases import Case, load_case
+from pconv.eval.metrics import l1_percent, psnr, ssim
+from pconv.masks.buckets import BUCKETS
+
+__all__ = [
+    "METRICS",
+    "Record",
+    "comparison_grid",
+    "evaluate",
+    "get_method",
+    "markdown_report",
+    "summarize",
+    "write_json",
+    "write_per_image",
+]
+
+#: Name, heading and number format of each metric, in table order.
+METRICS = (("l1", "L1 (%) ↓", "{:.2f}"), ("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"))
+
+#: A method inpaints a batch: uint8 ``(H, W, 3)`` images and bool holes → uint8 images.
+Method = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Record:
+    """The scores of one method on one case (a row of ``--per-image``)."""
+
+    image: str
+    mask: str
+    method: str
+    bucket: int | None
+    border: bool
+    hole_ratio: float
+    l1: float
+    psnr: float
+    ssim: float
+
+
+def get_method(name: str, device: str | None = None) -> Method:
+    """``pconv`` (the default model), ``pconv:PATH`` (a weights or checkpoint file) or a
+    baseline name from :data:`pconv.eval.baselines.BASELINES`."""
+    if name == "pconv" or name.startswith("pconv:"):
+        from pconv.inference import Inpainter
+
+        inpainter = Inpainter(name.partition(":")[2] or None, device)
+        return lambda images, holes: inpainter.inpaint_batch(list(images), list(holes))
+    baseline = get_baseline(name)
+    return lambda images, holes: [baseline(image, hole) for image, hole in zip(images, holes, strict=True)]
+
+
+def score(truth: np.ndarray, holes: np.ndarray, outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of the composites of ``outputs`` with ``truth``: ``(N, H, W, 3)`` uint8 each,
+    ``holes`` ``(N, H, W)`` bool; one float64 value per image and metric."""
+    composite = np.where(holes[..., None], outputs, truth)
+    prediction = torch.from_numpy(composite).permute(0, 3, 1, 2).double()
+    target = torch.from_numpy(truth).permute(0, 3, 1, 2).double()
+    return {
+        name: function(prediction, target, data_range=255.0).numpy()
+        for name, function in (("l1", l1_percent), ("psnr", psnr), ("ssim", ssim))
+    }
+
+
+def evaluate(
+    cases: Sequence[Case],
+    methods: dict[str, Method],
+    *,
+    size: int | None = None,
+    batch_size: int = 8,
+    keep: Iterable[int] = (),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Record], dict[int, dict[str, np.ndarray]]]:
+    """Score every method on every case.
+
+    Cases are loaded ``batch_size`` at a time and every method sees the whole batch
+    (the network inpaints it in one pass where the images share a size). Returns the
+    records, and for the case indices in ``keep`` the images shown in a grid: the
+    ground truth as ``"truth"``, the hole as ``"hole"`` and each method's composite.
+    ``progress(n)`` is called after each batch with its number of cases.
+    """
+    keep, records, kept = set(keep), [], {}
+    for start in range(0, len(cases), batch_size):
+        batch = cases[start : start + batch_size]
+        loaded = [load_case(case, size) for case in batch]
+        by_shape = defaultdict(list)  # method calls and scoring need one size per stack
+        for offset, (truth, _) in enumerate(loaded):
+            by_shape[truth.shape].append(offset)
+        for offsets in by_shape.values():
+            truth = np.stack([loaded[i][0] for i in offsets])
+            holes = np.stack([loaded[i][1] for i in offsets])
+            for name, method in methods.items():
+                outputs = np.stack(method(list(truth), list(holes)))
+                scores = score(truth, holes, outputs)
+                for row, i in enumerate(offsets):
+                    case = batch[i]
+                    values = {metric: float(scores[metric][row]) for metric in scores}
+                    records.append(Record(str(case.image), str(case.mask), name, case.bucket, case.border,
+                                          case.hole_ratio, **values))  # fmt: skip
+                    if start + i in keep:
+                        shown = kept.setdefault(start + i, {"truth": truth[row], "hole": holes[row]})
+                        shown[name] = np.where(holes[row][..., None], outputs[row], truth[row])
+        if progress is not None:
+            progress(len(batch))
+    return records, kept
+
+
+def summarize(records: Iterable[Record], by_border: bool = False) -> dict:
+    """Mean scores: ``{method: {column: {"l1", "psnr", "ssim", "count"}}}``.
+
+    Columns are ``"1"``–``"6"`` (buckets) and ``"all"``; with ``by_border``, also
+    ``"1/border"``, ``"1/no border"``, … for each bucket.
+    """
+    groups: dict[str, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        columns = ["all"]
+        if record.bucket is not None:
+            columns.append(str(record.bucket))
+            if by_border:
+                columns.append(f"{record.bucket}/{'border' if record.border else 'no border'}")
+        for column in columns:
+            groups[record.method][column].append(record)
+    return {
+        method: {column: _means(columns[column]) for column in sorted(columns, key=_column_order)}
+        for method, columns in groups.items()
+    }
+
+
+def _means(rows: list[Record]) -> dict[str, float]:
+    means = {metric: float(np.mean([getattr(row, metric) for row in rows])) for metric, _, _ in METRICS}
+    return {"count": len(rows), **means}
+
+
+def _column_order(column: str) -> tuple:
+    bucket, _, border = column.partition("/")
+    return (bucket == "all", bucket, border)
+
+
+def markdown_report(summary: dict, *, command: str | None = None, cases: int | None = None) -> str:
+    """One Markdown table per metric: a row per method, a column per bucket (and ``all``)."""
+    columns = sorted({column for by_column in summary.values() for column in by_column}, key=_column_order)
+    headings = [_heading(column) for column in columns]
+    lines = []
+    if command:
+        lines += [f"`{command}`", ""]
+    if cases is not None:
+        lines += [f"{cases} cases per method; composites scored against the ground truth.", ""]
+    for metric, title, number in METRICS:
+        lines += [f"**{title}**", "", "| method | " + " | ".join(headings) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for method, by_column in summary.items():
+            cells = [number.format(by_column[c][metric]) if c in by_column else "—" for c in columns]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _heading(column: str) -> str:
+    bucket, _, border = column.partition("/")
+    if bucket == "all":
+        return "all"
+    low, high = BUCKETS[int(bucket)]
+    return f"({low:g}, {high:g}]" + (f" {border}" if border else "")
+
+
+def write_per_image(records: Iterable[Record], path: str | Path) -> None:
+    """``--per-image``: one CSV row per case and method (full float precision)."""
+    fields = list(Record.__dataclass_fields__)
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({key: repr(value) if isinstance(value, float) else value
+                             for key, value in asdict(record).items()})  # fmt: skip
+
+
+def write_json(summary: dict, path: str | Path, **context) -> None:
+    """``--json``: ``context`` (command, cases, ...) and the summary as ``"results"``."""
+    Path(path).write_text(json.dumps({**context, "results": summary}, indent=2) + "\n")
+
+
+def comparison_grid(kept: dict[int, dict[str, np.ndarray]], methods: Sequence[str]) -> np.ndarray:
+    """``--grid``: a uint8 RGB image with a row per kept case — the input with its hole
+    in white, each method's composite, the ground truth — under a row of labels."""
+    from PIL import Image, ImageDraw
+
+    rows = []
+    for shown in kept.values():
+        masked = np.where(shown["hole"][..., None], 255, shown["truth"]).astype(np.uint8)
+        rows.append(np.concatenate([masked, *(shown[name] for name in methods), shown["truth"]], axis=1))
+    width = max(row.shape[1] for row in rows)
+    body = np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
+                           for row in rows])  # fmt: skip
+    header = Image.new("RGB", (width, 20), "white")
+    draw = ImageDraw.Draw(header)
+    tile = next(iter(kept.values()))["truth"].shape[1]
+    labels = [name if ":" not in name else f"pconv:{Path(name).name}" for name in methods]
+    for column, label in enumerate(["input", *labels, "truth"]):
+        draw.text((column * tile + 4, 4), label, fill="black")
+    return np.concatenate([np.asarray(header), body])
