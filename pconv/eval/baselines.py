@@ -37,7 +37,7 @@ def _require(module: str, package: str, method: str):
 
 
 def _opencv(image: np.ndarray, hole: np.ndarray, flag_name: str, method: str) -> np.ndarray:
-    cv2 = _require("cv2", "opencv-python-headless", method)
+    cv2 = _require(*_DEPENDENCIES[method], method)
     bgr = np.ascontiguousarray(image[:, :, ::-1])
     result = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, INPAINT_RADIUS, getattr(cv2, flag_name))
     return np.ascontiguousarray(result[:, :, ::-1])
@@ -55,14 +55,14 @@ def navier_stokes(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def biharmonic(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """scikit-image ``inpaint_biharmonic`` per channel, rounded back to uint8."""
-    restoration = _require("skimage.restoration", "scikit-image", "biharmonic")
+    restoration = _require(*_DEPENDENCIES["biharmonic"], "biharmonic")
     result = restoration.inpaint_biharmonic(image, hole, channel_axis=-1)  # floats in [0, 1]
     return np.rint(np.clip(result, 0, 1) * 255).astype(np.uint8)
 
 
 def patchmatch(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """PatchMatch (the ``pypatchmatch`` package), patch size 3."""
-    module = _require("patchmatch.patch_match", "pypatchmatch", "patchmatch")
+    module = _require(*_DEPENDENCIES["patchmatch"], "patchmatch")
     return module.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, patch_size=PATCH_SIZE)
 
 
@@ -71,6 +71,13 @@ BASELINES: dict[str, Baseline] = {
     "ns": navier_stokes,
     "biharmonic": biharmonic,
     "patchmatch": patchmatch,
+}
+#: The module each baseline imports and the package that provides it.
+_DEPENDENCIES = {
+    "telea": ("cv2", "opencv-python-headless"),
+    "ns": ("cv2", "opencv-python-headless"),
+    "biharmonic": ("skimage.restoration", "scikit-image"),
+    "patchmatch": ("patchmatch.patch_match", "pypatchmatch"),
 }
 
 
@@ -83,6 +90,5 @@ def get_baseline(name: str) -> Baseline:
     """
     if name not in BASELINES:
         raise ValueError(f"unknown method {name!r}; choose from pconv, pconv:PATH, {', '.join(BASELINES)}")
-    baseline = BASELINES[name]
-    baseline(np.zeros((8, 8, 3), np.uint8), np.eye(8, dtype=bool))  # imports the package
-    return baseline
+    _require(*_DEPENDENCIES[name], name)
+    return BASELINES[name]
