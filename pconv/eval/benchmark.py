@@ -71,10 +71,9 @@ def get_method(name: str, device: str | None = None) -> Method:
     return lambda images, holes: [baseline(image, hole) for image, hole in zip(images, holes, strict=True)]
 
 
-def score(truth: np.ndarray, holes: np.ndarray, outputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Metrics of the composites of ``outputs`` with ``truth``: ``(N, H, W, 3)`` uint8 each,
-    ``holes`` ``(N, H, W)`` bool; one float64 value per image and metric."""
-    composite = np.where(holes[..., None], outputs, truth)
+def score(truth: np.ndarray, composite: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of ``composite`` against ``truth``, both uint8 ``(N, H, W, 3)``: one float64
+    value per image and metric."""
     prediction = torch.from_numpy(composite).permute(0, 3, 1, 2).double()
     target = torch.from_numpy(truth).permute(0, 3, 1, 2).double()
     return {
@@ -112,7 +111,8 @@ def evaluate(
             holes = np.stack([loaded[i][1] for i in offsets])
             for name, method in methods.items():
                 outputs = np.stack(method(list(truth), list(holes)))
-                scores = score(truth, holes, outputs)
+                composites = np.where(holes[..., None], outputs, truth)  # known pixels from the truth
+                scores = score(truth, composites)
                 for row, i in enumerate(offsets):
                     case = batch[i]
                     values = {metric: float(scores[metric][row]) for metric in scores}
@@ -120,7 +120,7 @@ def evaluate(
                                           case.hole_ratio, **values))  # fmt: skip
                     if start + i in keep:
                         shown = kept.setdefault(start + i, {"truth": truth[row], "hole": holes[row]})
-                        shown[name] = np.where(holes[row][..., None], outputs[row], truth[row])
+                        shown[name] = composites[row]
         if progress is not None:
             progress(len(batch))
     return records, kept
