@@ -446,10 +446,11 @@ def _add_export_command(commands) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     import torch
 
-    from pconv.weights import load_model, save_weights
+    from pconv.weights import load_weights, provenance, save_weights
 
-    model = load_model(args.weights)
-    path = save_weights(model, args.output, dtype=torch.float16 if args.half else torch.float32)
+    model, metadata = load_weights(args.weights)
+    dtype = torch.float16 if args.half else torch.float32
+    path = save_weights(model, args.output, dtype=dtype, metadata=provenance(metadata))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, preset {model.preset}, depth {model.depth})")
     return 0
 
@@ -486,7 +487,8 @@ def _default_model_description() -> str:
         metadata = read_metadata(default_weights())
     except WeightsError:
         return "no default model installed (pconv inpaint needs --weights)"
-    return f"default {metadata.get('preset')} depth {metadata.get('depth')} ({default_weights()})"
+    trained = f", {int(metadata['images_seen']):,} training images seen" if "images_seen" in metadata else ""
+    return f"default: preset {metadata.get('preset')}, depth {metadata.get('depth')}{trained} ({default_weights()})"
 
 
 class CommandError(Exception):

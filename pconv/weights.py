@@ -26,6 +26,7 @@ __all__ = [
     "default_weights",
     "load_model",
     "load_weights",
+    "provenance",
     "read_metadata",
     "save_weights",
 ]
@@ -37,6 +38,10 @@ DEFAULT_WEIGHTS = Path(__file__).parent / "assets" / "default.safetensors"
 
 class WeightsError(ValueError):
     """A weights file that cannot be read or does not fit this version of pconv."""
+
+
+#: Metadata keys :func:`save_weights` writes for every model.
+_WRITTEN_BY_SAVE = frozenset({"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "pconv_version"})
 
 
 def _architecture(model: PConvUNet) -> dict[str, str]:
@@ -86,6 +91,13 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             return dict(file.metadata() or {})
     except (SafetensorError, OSError) as error:
         raise WeightsError(f"cannot read weights {path}: {error}") from None
+
+
+def provenance(metadata: dict[str, str]) -> dict[str, str]:
+    """The entries of a weights file's ``metadata`` that describe how it was made (training
+    step, images seen, config, validation scores): everything but the architecture and
+    the pconv version, which :func:`save_weights` writes itself."""
+    return {key: value for key, value in metadata.items() if key not in _WRITTEN_BY_SAVE}
 
 
 def _model_from_metadata(metadata: dict[str, str], path: Path) -> PConvUNet:
@@ -155,7 +167,7 @@ def default_weights() -> Path:
     """
     if not DEFAULT_WEIGHTS.is_file():
         raise WeightsError(
-            "no default model is installed with this pconv (none has been released yet); "
+            f"no default model is installed with this pconv ({DEFAULT_WEIGHTS} is missing); "
             "give a weights file: --weights FILE.safetensors (Python: Inpainter(weights=...)), "
             "such as the model.safetensors that `pconv train` writes"
         )

@@ -100,4 +100,4 @@ def test_info_names_the_default_model_or_its_absence(capsys, monkeypatch, tmp_pa
     assert "no default model installed (pconv inpaint needs --weights)" in capsys.readouterr().out
     monkeypatch.setattr("pconv.weights.DEFAULT_WEIGHTS", tiny_weights)
     assert main(["info"]) == 0
-    assert "model   default tiny depth 5" in capsys.readouterr().out
+    assert "model   default: preset tiny, depth 5" in capsys.readouterr().out

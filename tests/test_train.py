@@ -306,6 +306,18 @@ def test_export_command_writes_half_precision_weights(tmp_path, images, capsys):
     assert load_model(target).preset == "tiny"
     model, metadata = load_weights(out / "checkpoint.pt")
     assert model.preset == "tiny" and metadata == {"step": "1", "images_seen": "4"}
+    assert read_metadata(target)["images_seen"] == "4"
+
+
+def test_export_keeps_how_the_weights_were_trained(tmp_path, images):
+    out = tmp_path / "run"
+    train(TrainConfig.from_dict(tiny_settings(images, out, steps=1)))
+    source = read_metadata(out / "model.safetensors")
+    target = tmp_path / "half.safetensors"
+    assert main(["export", "--weights", str(out / "model.safetensors"), "-o", str(target), "--half"]) == 0
+    exported = read_metadata(target)
+    for key in ("stage", "step", "images_seen", "crop", "training_config", "preset", "depth"):
+        assert exported[key] == source[key]
 
 
 NVIDIA_MASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "masks" / "nvidia_test"

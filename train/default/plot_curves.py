@@ -1,0 +1,64 @@
+"""Plot the default model's training and validation curves from its runs' metrics.jsonl.
+
+Usage (from the repository root, needs matplotlib):
+
+    python train/default/plot_curves.py runs/default-stage1 runs/default-stage2 -o docs/default_model_curves.png
+
+Left: the weighted training loss and its hole term (moving averages over each log
+interval), right: validation PSNR of the composite, both against images seen since the
+first step of stage 1. A vertical line marks where each later stage starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_records(run: Path) -> tuple[list[dict], list[dict]]:
+    """The run's training and validation records, each validation record given the
+    ``images_seen`` of the training record logged at its step."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    train = [r for r in records if r["kind"] == "train"]
+    seen_at = {r["step"]: r["images_seen"] for r in train}
+    val = [r | {"images_seen": seen_at[r["step"]]} for r in records if r["kind"] == "val" and r["step"] in seen_at]
+    return train, val
+
+
+def plot(runs: list[Path], output: Path) -> None:
+    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for stage, run in enumerate(runs, start=1):
+        train, val = read_records(run)
+        seen = [r["images_seen"] for r in train]
+        loss_axis.plot(seen, [r["total"] for r in train], label=f"stage {stage}: total (weighted)")
+        loss_axis.plot(seen, [6 * r["hole"] for r in train], label=f"stage {stage}: 6 × hole")
+        psnr_axis.plot(
+            [r["images_seen"] for r in val], [r["psnr"] for r in val], "o-", label=f"stage {stage} ({run.name})"
+        )
+        if stage > 1:
+            for axis in (loss_axis, psnr_axis):
+                axis.axvline(seen[0], color="grey", linewidth=0.8, linestyle=":")
+    loss_axis.set(xlabel="images seen", ylabel="training loss", yscale="log", title="Training loss")
+    psnr_axis.set(xlabel="images seen", ylabel="PSNR (dB)", title="Validation PSNR (composite)")
+    for axis in (loss_axis, psnr_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.savefig(output, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders, stage 1 first")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    args = parser.parse_args()
+    plot(args.runs, args.output)
+
+
+if __name__ == "__main__":
+    main()

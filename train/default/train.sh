@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Trains the shipped default model from scratch, exactly as it was trained (see
+# MODEL_CARD.md), then exports it into the package. Run from the repository root with
+# ../shared (the training photos, validation photos, NVIDIA masks and VGG weights) beside it.
+set -euo pipefail
+pconv train --config train/default/stage1.toml
+pconv train --config train/default/stage2.toml
+pconv export --weights runs/default-stage2/best.safetensors -o pconv/assets/default.safetensors --half
+cp runs/default-stage2/checkpoint.pt train/default/checkpoint.pt
+python train/default/plot_curves.py runs/default-stage1 runs/default-stage2 -o docs/default_model_curves.png
