@@ -114,6 +114,21 @@ def test_weights_are_configurable_and_terms_are_unweighted():
     assert custom["total"].item() == pytest.approx(2 * paper["valid"].item(), rel=1e-6)
 
 
+def test_vgg_is_skipped_when_the_feature_terms_weigh_nothing():
+    class Refusing(VGG16Features):
+        def forward(self, image):
+            raise AssertionError("VGG ran although its terms weigh 0")
+
+    output, target, mask = batch(seed=3)
+    pixel = InpaintingLoss(Refusing(), LossWeights(perceptual=0, style=0))(output, target, mask)
+    paper = InpaintingLoss(random_vgg())(output, target, mask)
+    assert list(pixel) == ["valid", "hole", "tv", "total"]
+    expected = paper["valid"] + 6 * paper["hole"] + 0.1 * paper["tv"]
+    assert pixel["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    only_style = InpaintingLoss(random_vgg(), LossWeights(perceptual=0))(output, target, mask)
+    assert only_style["style"].item() == pytest.approx(paper["style"].item(), rel=1e-6)
+
+
 def test_loss_is_zero_for_a_perfect_prediction_and_gradients_flow_to_the_output():
     vgg = random_vgg()
     _, target, mask = batch(seed=2)
