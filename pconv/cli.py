@@ -247,12 +247,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         if not images:
             raise CommandError(f"no images found in {args.images}")
         cases = seeded_cases(images, scan_masks(args.masks), args.seed)
-    shown = {}  # the grid shows the first case of each bucket
-    for index, case in enumerate(cases):
-        shown.setdefault(case.bucket, index)
     with tqdm(total=len(cases), desc="evaluating", unit="case") as bar:
         options = {"size": args.size, "batch_size": args.batch_size, "progress": bar.update}
-        records, kept = benchmark.evaluate(cases, methods, keep=shown.values(), **options)
+        records, kept = benchmark.evaluate(cases, methods, keep=benchmark.grid_cases(cases), **options)
     summary = benchmark.summarize(records, args.by_border)
     command = shlex.join(["pconv", *args.argv])
     report = benchmark.markdown_report(summary, command=command, cases=len(cases))
@@ -487,8 +484,10 @@ def _default_model_description() -> str:
         metadata = read_metadata(default_weights())
     except WeightsError:
         return "no default model installed (pconv inpaint needs --weights)"
-    trained = f", {int(metadata['images_seen']):,} training images seen" if "images_seen" in metadata else ""
-    return f"default: preset {metadata.get('preset')}, depth {metadata.get('depth')}{trained} ({default_weights()})"
+    description = f"default: preset {metadata.get('preset')}, depth {metadata.get('depth')}"
+    if "images_seen" in metadata:
+        description += f", {int(metadata['images_seen']):,} training images seen"
+    return f"{description} ({default_weights()})"
 
 
 class CommandError(Exception):

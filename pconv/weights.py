@@ -41,7 +41,9 @@ class WeightsError(ValueError):
 
 
 #: Metadata keys :func:`save_weights` writes for every model.
-_WRITTEN_BY_SAVE = frozenset({"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "pconv_version"})
+_WRITTEN_BY_SAVE = frozenset(
+    {"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "pconv_version"}
+)
 
 
 def _architecture(model: PConvUNet) -> dict[str, str]:

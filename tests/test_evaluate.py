@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from PIL import Image
 
 from pconv.cli import main
 from pconv.eval.baselines import MissingDependencyError, get_baseline
-from pconv.eval.benchmark import get_method
-from pconv.eval.cases import load_case, paired_cases, seeded_cases
+from pconv.eval.benchmark import get_method, grid_cases
+from pconv.eval.cases import Case, load_case, paired_cases, seeded_cases
 from pconv.files import list_image_files
 from pconv.masks import generate_mask, write_mask
 from pconv.masks.folder import scan_masks
@@ -127,6 +128,15 @@ def test_reports_agree_with_the_per_image_rows(dataset, capsys):
         assert results["results"][method]["1/border"]["count"] == 4
     with Image.open(dataset / "grid.png") as grid:
         assert grid.size == (4 * SIZE, 20 + 4 * SIZE)  # input, telea, ns, truth; one row per bucket
+
+
+def test_the_grid_shows_each_bucket_on_a_different_image():
+    cases = [Case(Path(f"{image}.png"), Path(f"m{bucket}.png"), bucket, False, 0.1 * bucket)
+             for image in range(12) for bucket in range(1, 7)]  # fmt: skip
+    shown = [cases[index] for index in grid_cases(cases)]
+    assert [case.bucket for case in shown] == [1, 2, 3, 4, 5, 6]
+    assert len({case.image for case in shown}) == 6
+    assert grid_cases(cases[:6]) == [0, 1, 2, 3, 4, 5]  # one image: its six cases
 
 
 def test_the_pconv_method_inpaints_batches_like_single_images(dataset, tiny_weights):

@@ -31,6 +31,7 @@ __all__ = [
     "comparison_grid",
     "evaluate",
     "get_method",
+    "grid_cases",
     "markdown_report",
     "summarize",
     "write_json",
@@ -198,6 +199,20 @@ def write_per_image(records: Iterable[Record], path: str | Path) -> None:
 def write_json(summary: dict, path: str | Path, **context) -> None:
     """``--json``: ``context`` (command, cases, ...) and the summary as ``"results"``."""
     Path(path).write_text(json.dumps({**context, "results": summary}, indent=2) + "\n")
+
+
+def grid_cases(cases: Sequence[Case]) -> list[int]:
+    """The indices of the cases a ``--grid`` shows: one per bucket, in bucket order, taken
+    from evenly spaced places in the list, so that (with the seeded pairing, where each
+    image's cases are consecutive) each bucket's row shows a different image."""
+    by_bucket = defaultdict(list)
+    for index, case in enumerate(cases):
+        by_bucket[case.bucket].append(index)
+    buckets = sorted(by_bucket, key=lambda bucket: (bucket is None, bucket or 0))
+    return [
+        by_bucket[bucket][position * len(by_bucket[bucket]) // len(buckets)]
+        for position, bucket in enumerate(buckets)
+    ]
 
 
 def comparison_grid(kept: dict[int, dict[str, np.ndarray]], methods: Sequence[str]) -> np.ndarray:

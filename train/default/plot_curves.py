@@ -2,7 +2,8 @@
 
 Usage (from the repository root, needs matplotlib):
 
-    python train/default/plot_curves.py runs/default-stage1 runs/default-stage2 -o docs/default_model_curves.png
+    python train/default/plot_curves.py runs/default-stage1 runs/default-stage2 \
+        -o docs/default_model_curves.png
 
 Left: the weighted training loss and its hole term (moving averages over each log
 interval), right: validation PSNR of the composite, both against images seen since the
@@ -18,7 +19,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def read_records(run: Path) -> tuple[list[dict], list[dict]]:
@@ -27,7 +28,8 @@ def read_records(run: Path) -> tuple[list[dict], list[dict]]:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     train = [r for r in records if r["kind"] == "train"]
     seen_at = {r["step"]: r["images_seen"] for r in train}
-    val = [r | {"images_seen": seen_at[r["step"]]} for r in records if r["kind"] == "val" and r["step"] in seen_at]
+    val = [r for r in records if r["kind"] == "val" and r["step"] in seen_at]
+    val = [r | {"images_seen": seen_at[r["step"]]} for r in val]
     return train, val
 
 
@@ -38,9 +40,8 @@ def plot(runs: list[Path], output: Path) -> None:
         seen = [r["images_seen"] for r in train]
         loss_axis.plot(seen, [r["total"] for r in train], label=f"stage {stage}: total (weighted)")
         loss_axis.plot(seen, [6 * r["hole"] for r in train], label=f"stage {stage}: 6 × hole")
-        psnr_axis.plot(
-            [r["images_seen"] for r in val], [r["psnr"] for r in val], "o-", label=f"stage {stage} ({run.name})"
-        )
+        label = f"stage {stage} ({run.name})"
+        psnr_axis.plot([r["images_seen"] for r in val], [r["psnr"] for r in val], "o-", label=label)
         if stage > 1:
             for axis in (loss_axis, psnr_axis):
                 axis.axvline(seen[0], color="grey", linewidth=0.8, linestyle=":")
