@@ -354,8 +354,8 @@ def _run_masks_stats(args: argparse.Namespace) -> int:
 # TrainConfig fields set by flags of the same name (dashes for underscores).
 _TRAIN_SETTINGS = (
     "data", "val", "val_masks", "masks", "mask_convention", "out", "preset", "depth", "crop", "batch_size",
-    "steps", "lr", "stage", "init", "loss", "vgg_weights", "random_vgg", "seed", "device", "precision",
-    "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype",
+    "steps", "lr", "lr_decay_steps", "stage", "init", "loss", "vgg_weights", "random_vgg", "seed", "device",
+    "precision", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype",
 )  # fmt: skip
 
 
@@ -389,6 +389,8 @@ def _add_train_command(commands) -> None:
     add("--batch-size", type=int, metavar="N", help="images per step and process (default 6)")
     add("--steps", type=int, metavar="N", help="optimizer steps of the run in total (default 10000)")
     add("--lr", type=float, help="learning rate (default 2e-4 in stage 1, 5e-5 in stage 2)")
+    add("--lr-decay-steps", type=int, metavar="N",
+        help="lower the learning rate linearly to 0 over the last N steps (default 0: constant)")  # fmt: skip
     add("--stage", type=int, choices=(1, 2), help="1: batch norm trains; 2: encoder batch norm frozen")
     add("--init", metavar="CHECKPOINT", help="start from these weights (stage 2: the stage-1 result)")
     add("--masks", metavar="DIR", help="training masks, augmented (default: the mask generator)")

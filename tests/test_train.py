@@ -271,6 +271,19 @@ def test_flags_override_the_config_file(tmp_path, images):
     assert saved["loss"]["hole"] == 3.0 and saved["loss"]["style"] == 120.0
 
 
+def test_learning_rate_falls_linearly_over_the_last_decay_steps(tmp_path, images):
+    config = TrainConfig(data="d", out="o", steps=10, lr=1e-3, lr_decay_steps=4)
+    rates = [config.learning_rate_at(step) for step in range(10)]
+    assert rates == pytest.approx([1e-3] * 6 + [1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert TrainConfig(data="d", out="o", steps=3).learning_rate_at(2) == 2e-4  # default: constant
+    with pytest.raises(ConfigError, match="lr_decay_steps"):
+        TrainConfig(data="d", out="o", steps=3, lr_decay_steps=4)
+    out = tmp_path / "run"
+    train(TrainConfig.from_dict(tiny_settings(images, out, steps=4, lr=1e-3, lr_decay_steps=2)))
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in logged if r["kind"] == "train"] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
+
+
 def test_unknown_config_keys_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown training settings: colour"):
         TrainConfig.from_dict({"data": "d", "out": "o", "colour": 1})

@@ -20,8 +20,11 @@ STAGE_LEARNING_RATES = {1: 2e-4, 2: 5e-5}
 
 #: Settings a resumed run may change; everything else must match the checkpoint.
 RESUMABLE_FIELDS = frozenset(
-    {"steps", "device", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype"}
-)
+    {
+        "steps", "lr_decay_steps", "device", "workers", "checkpoint_every", "val_every", "val_limit",
+        "log_every", "export_dtype",
+    }
+)  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -44,6 +47,7 @@ class TrainConfig:
     batch_size: int = 6
     steps: int = 10_000
     lr: float | None = None
+    lr_decay_steps: int = 0
     stage: int = 1
     init: str | None = None
     loss: LossWeights = field(default_factory=LossWeights)
@@ -68,6 +72,7 @@ class TrainConfig:
                 self.crop, self.batch_size, self.steps, self.checkpoint_every, self.val_every, self.log_every
             )
             > 0,
+            "lr_decay_steps must be between 0 and steps": 0 <= self.lr_decay_steps <= self.steps,
             "precision must be auto, fp32, bf16 or fp16": self.precision in ("auto", "fp32", "bf16", "fp16"),
             "export_dtype must be float32 or float16": self.export_dtype in ("float32", "float16"),
             "give VGG weights (vgg_weights) or random_vgg, not both": not (
@@ -82,6 +87,13 @@ class TrainConfig:
     def learning_rate(self) -> float:
         """``lr``, or the paper's rate for the stage."""
         return self.lr if self.lr is not None else STAGE_LEARNING_RATES[self.stage]
+
+    def learning_rate_at(self, step: int) -> float:
+        """The learning rate of optimizer step ``step + 1``: :attr:`learning_rate`, falling
+        linearly towards 0 over the last ``lr_decay_steps`` steps of the run."""
+        if step < self.steps - self.lr_decay_steps:
+            return self.learning_rate
+        return self.learning_rate * (self.steps - step) / self.lr_decay_steps
 
     def to_dict(self) -> dict:
         return asdict(self)

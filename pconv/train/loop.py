@@ -249,6 +249,8 @@ class Trainer:
                 f"checkpoint is {self.out / CHECKPOINT_NAME} (lower --lr, or use --precision fp32 or bf16)"
             )
         self.scaler.scale(total).backward()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.learning_rate_at(self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
