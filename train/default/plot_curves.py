@@ -7,7 +7,8 @@ Usage (from the repository root, needs matplotlib):
 
 Left: the weighted training loss and its hole term (moving averages over each log
 interval), right: validation PSNR of the composite, both against images seen since the
-first step of stage 1. A vertical line marks where each later stage starts.
+first step of stage 1. A vertical line marks where each later stage starts;
+``--reference telea=24.43`` draws a method's PSNR on the same validation crops.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def read_records(run: Path) -> tuple[list[dict], list[dict]]:
     return train, val
 
 
-def plot(runs: list[Path], output: Path) -> None:
+def plot(runs: list[Path], output: Path, references: dict[str, float]) -> None:
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for stage, run in enumerate(runs, start=1):
         train, val = read_records(run)
@@ -45,6 +46,8 @@ def plot(runs: list[Path], output: Path) -> None:
         if stage > 1:
             for axis in (loss_axis, psnr_axis):
                 axis.axvline(seen[0], color="grey", linewidth=0.8, linestyle=":")
+    for name, value in references.items():
+        psnr_axis.axhline(value, color="black", linewidth=0.8, linestyle="--", label=name)
     loss_axis.set(xlabel="images seen", ylabel="training loss", yscale="log", title="Training loss")
     psnr_axis.set(xlabel="images seen", ylabel="PSNR (dB)", title="Validation PSNR (composite)")
     for axis in (loss_axis, psnr_axis):
@@ -57,8 +60,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders, stage 1 first")
     parser.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    parser.add_argument("--reference", action="append", default=[], metavar="NAME=PSNR",
+                        help="a horizontal line on the PSNR plot, e.g. telea=24.43")  # fmt: skip
     args = parser.parse_args()
-    plot(args.runs, args.output)
+    references = {name: float(value) for name, value in (item.split("=") for item in args.reference)}
+    plot(args.runs, args.output, references)
 
 
 if __name__ == "__main__":
