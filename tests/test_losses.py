@@ -125,6 +125,10 @@ def test_vgg_is_skipped_when_the_feature_terms_weigh_nothing():
     assert list(pixel) == ["valid", "hole", "tv", "total"]
     expected = paper["valid"] + 6 * paper["hole"] + 0.1 * paper["tv"]
     assert pixel["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    without_vgg = InpaintingLoss(None, LossWeights(perceptual=0, style=0))(output, target, mask)
+    assert without_vgg.keys() == pixel.keys()
+    with pytest.raises(ValueError, match="need a VGG16Features"):
+        InpaintingLoss(None, LossWeights(perceptual=0))
     only_style = InpaintingLoss(random_vgg(), LossWeights(perceptual=0))(output, target, mask)
     assert only_style["style"].item() == pytest.approx(paper["style"].item(), rel=1e-6)
 

@@ -284,6 +284,16 @@ def test_learning_rate_falls_linearly_over_the_last_decay_steps(tmp_path, images
     assert [r["lr"] for r in logged if r["kind"] == "train"] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
 
 
+def test_pixel_terms_alone_train_without_vgg_weights(tmp_path, images):
+    settings = tiny_settings(images, tmp_path / "run", steps=2, loss={"perceptual": 0, "style": 0})
+    del settings["random_vgg"]
+    train(TrainConfig.from_dict(settings))
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "style" not in logged[0] and logged[0]["hole"] > 0
+    with pytest.raises(ConfigError, match="VGG-16 weights"):
+        train(TrainConfig.from_dict(tiny_settings(images, tmp_path / "other", random_vgg=False)))
+
+
 def test_unknown_config_keys_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown training settings: colour"):
         TrainConfig.from_dict({"data": "d", "out": "o", "colour": 1})

@@ -70,7 +70,8 @@ class InpaintingLoss(nn.Module):
     """The paper's loss, every term returned separately.
 
     Args:
-        vgg: the feature extractor for the perceptual and style terms.
+        vgg: the feature extractor for the perceptual and style terms (``None`` when
+            both their weights are 0).
         weights: term weights (default: the paper's 1, 6, 0.05, 120, 0.1).
 
     ``forward(output, target, mask)`` takes the network output and the ground truth,
@@ -81,10 +82,17 @@ class InpaintingLoss(nn.Module):
     and those two terms are left out of the result.
     """
 
-    def __init__(self, vgg: VGG16Features, weights: LossWeights | None = None) -> None:
+    def __init__(self, vgg: VGG16Features | None, weights: LossWeights | None = None) -> None:
         super().__init__()
         self.vgg = vgg
         self.weights = weights or LossWeights()
+        if vgg is None and self.uses_vgg:
+            raise ValueError("the perceptual and style terms need a VGG16Features (or weights 0 for both)")
+
+    @property
+    def uses_vgg(self) -> bool:
+        """Whether the perceptual or the style term weighs anything (VGG runs only then)."""
+        return bool(self.weights.perceptual or self.weights.style)
 
     def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         output, target, mask = output.float(), target.float(), mask.float()
@@ -93,7 +101,7 @@ class InpaintingLoss(nn.Module):
             "valid": F.l1_loss(mask * output, mask * target),
             "hole": F.l1_loss((1 - mask) * output, (1 - mask) * target),
         }
-        if self.weights.perceptual or self.weights.style:
+        if self.uses_vgg:
             terms |= self._feature_terms(output, target, composite)
         terms["tv"] = hole_total_variation(composite, mask)
         weights = asdict(self.weights)

@@ -381,7 +381,9 @@ def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> 
     return replace(config, preset=preset, depth=depth)
 
 
-def _build_vgg(config: TrainConfig) -> VGG16Features:
+def _build_vgg(config: TrainConfig) -> VGG16Features | None:
+    if not (config.loss.perceptual or config.loss.style):
+        return None  # the pixel terms alone: VGG would never run
     if config.random_vgg:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
