@@ -48,7 +48,7 @@ def test_example_mask_fits_the_example_photo(coffee):
 def test_default_model_fills_holes_far_better_than_a_flat_colour(default_inpainter, coffee):
     """On a photo it was not trained on, with holes whose truth is known (the photo's
     own pixels), the model's fill must be much closer to the truth than the mean
-    colour around the hole: an untrained, mis-scaled or mis-loaded model is not."""
+    colour of the known pixels: an untrained, mis-scaled or mis-loaded model is not."""
     hole = generate_mask(*coffee.shape[:2], bucket=3, seed=0)  # True = hole
     result = default_inpainter.inpaint(coffee, hole).astype(float)
     truth = coffee.astype(float)

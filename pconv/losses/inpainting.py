@@ -37,6 +37,11 @@ class LossWeights:
     style: float = 120.0
     tv: float = 0.1
 
+    @property
+    def uses_vgg(self) -> bool:
+        """Whether the perceptual or the style term weighs anything (VGG runs only then)."""
+        return bool(self.perceptual or self.style)
+
 
 def gram_matrix(features: Tensor) -> Tensor:
     """``(N, C, H, W)`` features → float32 ``(N, C, C)`` Gram matrices divided by ``C·H·W``."""
@@ -86,13 +91,8 @@ class InpaintingLoss(nn.Module):
         super().__init__()
         self.vgg = vgg
         self.weights = weights or LossWeights()
-        if vgg is None and self.uses_vgg:
+        if vgg is None and self.weights.uses_vgg:
             raise ValueError("the perceptual and style terms need a VGG16Features (or weights 0 for both)")
-
-    @property
-    def uses_vgg(self) -> bool:
-        """Whether the perceptual or the style term weighs anything (VGG runs only then)."""
-        return bool(self.weights.perceptual or self.weights.style)
 
     def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
         output, target, mask = output.float(), target.float(), mask.float()
@@ -101,7 +101,7 @@ class InpaintingLoss(nn.Module):
             "valid": F.l1_loss(mask * output, mask * target),
             "hole": F.l1_loss((1 - mask) * output, (1 - mask) * target),
         }
-        if self.uses_vgg:
+        if self.weights.uses_vgg:
             terms |= self._feature_terms(output, target, composite)
         terms["tv"] = hole_total_variation(composite, mask)
         weights = asdict(self.weights)

@@ -382,7 +382,7 @@ def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> 
 
 
 def _build_vgg(config: TrainConfig) -> VGG16Features | None:
-    if not (config.loss.perceptual or config.loss.style):
+    if not config.loss.uses_vgg:
         return None  # the pixel terms alone: VGG would never run
     if config.random_vgg:
         with torch.random.fork_rng(devices=[]):
