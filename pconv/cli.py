@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_masks_commands(commands)
     _add_train_command(commands)
     _add_export_command(commands)
+    _add_bench_command(commands)
     return parser
 
 
@@ -452,6 +453,72 @@ def _run_export(args: argparse.Namespace) -> int:
     path = save_weights(model, args.output, dtype=dtype, metadata=provenance(metadata))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, preset {model.preset}, depth {model.depth})")
     return 0
+
+
+def _add_bench_command(commands) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="time partial convolution against plain convolution (layers and U-Nets)",
+        description="Time and measure, in one run, plain convolution (the floor), partial convolution "
+        "as popular implementations write it (a per-channel mask convolved with a kernel of ones) and "
+        "pconv's, forward and forward+backward, for the paper's layer shapes and whole U-Nets; prints "
+        "median times, peak memory and ratios to plain convolution as a Markdown table.",
+    )
+    add = bench.add_argument
+    add("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
+    add("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast for all three (default fp32)")
+    add("--channels-last", action="store_true", help="channels-last tensors and weights for all three")
+    add("--presets", nargs="*", default=["paper"], metavar="PRESET", help="U-Net presets (default: paper)")
+    add("--sizes", nargs="*", type=int, default=[256, 512], metavar="S", help="U-Net input sides (256 512)")
+    add("--batch", type=int, default=1, metavar="N", help="U-Net batch size (default 1)")
+    add("--no-layers", action="store_true", help="skip the single-layer cases")
+    add("--repeats", type=int, default=7, metavar="N", help="timed rounds per case (default 7)")
+    add("--warmup", type=int, default=1, metavar="N", help="untimed calls before the rounds (default 1)")
+    add("--json", metavar="FILE", help="also write every round's time and peak to FILE")
+    bench.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from pconv.bench import PAPER_LAYERS, NetworkCase, format_table, run_benchmark
+    from pconv.devices import autocast_dtype, resolve_device
+
+    if args.repeats < 1 or args.warmup < 0 or args.batch < 1 or min(args.sizes, default=1) < 1:
+        raise CommandError("--repeats, --batch and --sizes must be positive and --warmup not negative")
+    device = resolve_device(args.device)
+    dtype = autocast_dtype(args.precision, device)
+    networks = [NetworkCase(preset, args.batch, size) for preset in args.presets for size in args.sizes]
+    print(f"# pconv bench: torch {torch.__version__}, {_device_description(device)}, "
+          f"{'fp32' if dtype == torch.float32 else args.precision + ' autocast'}"
+          f"{', channels-last' if args.channels_last else ''}, median of {args.repeats} rounds")  # fmt: skip
+    results = run_benchmark(
+        () if args.no_layers else PAPER_LAYERS,
+        networks,
+        device=device,
+        autocast=None if dtype == torch.float32 else dtype,
+        channels_last=args.channels_last,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        progress=lambda name: print(f"  {name}", file=sys.stderr, flush=True),
+    )
+    print(format_table(results))
+    if args.json:
+        rows = [vars(result) for result in results]
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def _device_description(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"CPU {platform.machine()} ({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()})"
+    return str(device)
 
 
 def _run_info(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pconv import PartialConv2d
-from pconv.layers import mask_ratio
+from pconv.layers import mask_update
 
 
 def reference_partial_conv(
@@ -112,7 +112,7 @@ def test_new_mask_marks_windows_with_a_known_element():
 
 def test_ratio_uses_the_full_window_and_padding_is_hole():
     # A 3×3 window centred on a corner of an all-known 4×4 image sees 4 pixels.
-    ratio, _ = mask_ratio(torch.ones(1, 1, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), (5,))
+    ratio, _ = mask_update(torch.ones(1, 1, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1), (5,))
     assert ratio[0, 0, 0, 0] == 9 / 4
     assert ratio[0, 0, 0, 1] == 9 / 6
     assert ratio[0, 0, 1, 1] == 1

@@ -7,6 +7,11 @@ and applies a 3×3 partial convolution (batch norm, LeakyReLU 0.2). The last ste
 concatenates the input image and its mask and outputs 3 channels with no
 normalisation or activation. Convolutions followed by batch norm have no bias
 (batch norm's shift replaces it).
+
+The masks of every layer depend on the input mask alone: :meth:`PConvUNet.mask_pyramid`
+computes them once per forward pass (fp32, integer counts). Each block zeroes its
+output in the holes as it makes it, so no layer masks its input again and a skip
+connection concatenates features that are already masked.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv.functional import pad_to_multiple
-from pconv.layers import PartialConv2d
+from pconv.layers import MaskUpdate, PartialConv2d
 
 __all__ = ["PConvUNet", "UNetConfig", "get_preset", "list_presets", "register_preset"]
 
@@ -79,7 +84,12 @@ register_preset("tiny", UNetConfig((8, 16, 16, 16, 16), (7, 5, 5, 3, 3), depth=5
 
 
 class PConvBlock(nn.Module):
-    """Partial convolution, optional batch norm, optional activation."""
+    """Partial convolution, optional batch norm, optional activation.
+
+    ``forward(x, update)`` takes features that are zero in the holes and the layer's
+    :class:`~pconv.layers.MaskUpdate`, and returns features that are zero where
+    ``update.mask`` is 0 (batch norm's shift is masked out again, in place).
+    """
 
     def __init__(
         self,
@@ -105,9 +115,11 @@ class PConvBlock(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = activation if activation is not None else nn.Identity()
 
-    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        x, mask = self.conv(x, mask)
-        return self.act(self.bn(x)), mask
+    def forward(self, x: Tensor, update: MaskUpdate) -> Tensor:
+        x = self.conv.forward_masked(x, update)
+        if isinstance(self.bn, nn.BatchNorm2d):
+            x = self.bn(x).mul_(update.mask)  # act(y)·m = act(y·m) for ReLU and LeakyReLU
+        return self.act(x)
 
 
 class PConvUNet(nn.Module):
@@ -171,20 +183,40 @@ class PConvUNet(nn.Module):
         self._check_inputs(image, mask)
         height, width = image.shape[-2:]
         image, mask, (left, _, top, _) = pad_to_multiple(image, mask.to(image.dtype), 2**self.depth)
+        encoder_updates, decoder_updates = self.mask_pyramid(mask)
 
-        skips = [(image, mask)]
-        x, m = image, mask
-        for block in self.encoder:
-            x, m = block(x, m)
-            skips.append((x, m))
+        x = image * mask
+        skips = [x]
+        for block, update in zip(self.encoder, encoder_updates, strict=True):
+            x = block(x, update)
+            skips.append(x)
         skips.pop()  # the bottleneck is the decoder's first input, not a skip
-        for block in self.decoder:
-            skip_x, skip_m = skips.pop()
-            x = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip_x], dim=1)
-            m = torch.cat([F.interpolate(m, scale_factor=2.0, mode="nearest"), skip_m.to(m.dtype)], dim=1)
-            x, m = block(x, m)
+        for block, update in zip(self.decoder, decoder_updates, strict=True):
+            x = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1)
+            x = block(x, update)
         crop = (..., slice(top, top + height), slice(left, left + width))
-        return x[crop], m[crop]
+        return x[crop], decoder_updates[-1].mask[crop]
+
+    def mask_pyramid(self, mask: Tensor) -> tuple[list[MaskUpdate], list[MaskUpdate]]:
+        """Every layer's :class:`~pconv.layers.MaskUpdate`, encoder then decoder, in order.
+
+        ``mask`` is ``(N, 1, H, W)``, 1 = known, with sides a multiple of ``2**depth``.
+        A decoder layer's input mask has two channels: the upsampled mask of the level
+        below and the skip connection's mask.
+        """
+        masks = [mask]
+        encoder_updates = []
+        for block in self.encoder:
+            encoder_updates.append(block.conv.mask_update(masks[-1]))
+            masks.append(encoder_updates[-1].mask)
+        masks.pop()
+        decoder_updates = []
+        below = encoder_updates[-1].mask
+        for block in self.decoder:
+            stacked = torch.cat([F.interpolate(below, scale_factor=2.0, mode="nearest"), masks.pop()], dim=1)
+            decoder_updates.append(block.conv.mask_update(stacked))
+            below = decoder_updates[-1].mask
+        return encoder_updates, decoder_updates
 
     def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
         if image.dim() != 4 or image.shape[1] != self.in_channels:
