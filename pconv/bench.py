@@ -43,7 +43,9 @@ __all__ = [
     "Measurement",
     "NetworkCase",
     "format_table",
+    "plain_unet",
     "reference_partial_conv",
+    "reference_unet",
     "run_benchmark",
 ]
 
@@ -145,7 +147,7 @@ class Measurement:
 
 
 def reference_partial_conv(
-    x: Tensor, mask: Tensor, conv: nn.Conv2d, ones: Tensor
+    x: Tensor, mask: Tensor, conv: nn.Conv2d, ones: Tensor | None = None, eps: float = 1e-8
 ) -> tuple[Tensor, Tensor]:
     """Partial convolution as the popular implementations write it (what pconv replaces).
 
@@ -153,17 +155,20 @@ def reference_partial_conv(
         x: ``(N, C_in, H, W)`` features.
         mask: ``(N, C_in, H, W)``, one channel per feature channel, 1 = known.
         conv: the convolution whose weights, bias and geometry are used.
-        ones: ``torch.ones_like(conv.weight)``, the mask-counting kernel.
+        ones: ``torch.ones_like(conv.weight)``, the mask-counting kernel (made if None).
+        eps: added to the counts before dividing, as those implementations do.
 
     Returns ``(out, new_mask)`` with ``new_mask`` ``(N, C_out, H', W')``, one channel
     per output channel: the mask is convolved with a full ``C_out×C_in×kh×kw`` kernel
-    of ones, the ratio divides by ``count + 1e-8``, and the bias is subtracted and
+    of ones, the ratio divides by ``count + eps``, and the bias is subtracted and
     added back. Equal to :class:`~pconv.PartialConv2d` up to the epsilon.
     """
+    if ones is None:
+        ones = torch.ones_like(conv.weight, requires_grad=False)
     with torch.no_grad():
         count = F.conv2d(mask, ones, None, conv.stride, conv.padding, conv.dilation)
         new_mask = count.clamp(0, 1)
-        ratio = ones[0].numel() / (count + 1e-8) * new_mask
+        ratio = ones[0].numel() / (count + eps) * new_mask
     raw = F.conv2d(x * mask, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
     if conv.bias is None:
         return raw * ratio, new_mask
@@ -235,7 +240,9 @@ def _layer_runs(case: LayerCase, device: torch.device, channels_last: bool) -> d
     mask = random_mask(case.batch, len(case.in_parts), case.size, device)
     full_mask = mask.repeat_interleave(torch.tensor(case.in_parts, device=device), dim=1)
     if channels_last:
-        layer, x, mask, full_mask = (t.to(memory_format=torch.channels_last) for t in (layer, x, mask, full_mask))
+        layer, x, mask, full_mask = (
+            t.to(memory_format=torch.channels_last) for t in (layer, x, mask, full_mask)
+        )
     x.requires_grad_(not case.fed_by_image)
     ones = torch.ones_like(layer.weight, requires_grad=False)
     forwards = {
@@ -246,7 +253,9 @@ def _layer_runs(case: LayerCase, device: torch.device, channels_last: bool) -> d
     return _passes(forwards, [layer.weight, layer.bias, x], grad_seed=1)
 
 
-def _network_runs(case: NetworkCase, device: torch.device, channels_last: bool) -> dict[str, dict[str, Callable]]:
+def _network_runs(
+    case: NetworkCase, device: torch.device, channels_last: bool
+) -> dict[str, dict[str, Callable]]:
     """The ``{pass: {implementation: call}}`` of one U-Net case."""
     torch.manual_seed(0)
     model = PConvUNet(case.preset, case.levels).to(device)
@@ -255,20 +264,42 @@ def _network_runs(case: NetworkCase, device: torch.device, channels_last: bool) 
     if channels_last:
         model, image, mask = (t.to(memory_format=torch.channels_last) for t in (model, image, mask))
     ones = {conv: torch.ones_like(conv.weight) for conv in model.modules() if isinstance(conv, PartialConv2d)}
-
-    def reference_layer(conv: PartialConv2d, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-        return reference_partial_conv(x, m, conv, ones[conv])
-
     forwards = {
-        "conv": lambda: _unet_with(model, plain_layer, image, None),
-        "reference": lambda: _unet_with(model, reference_layer, image, mask.expand_as(image)),
+        "conv": lambda: plain_unet(model, image),
+        "reference": lambda: reference_unet(model, image, mask, ones=ones),
         "pconv": lambda: model(image, mask)[0],
     }
     return _passes(forwards, list(model.parameters()), grad_seed=1, model=model)
 
 
-def plain_layer(conv: PartialConv2d, x: Tensor, mask: None) -> tuple[Tensor, None]:
-    """``conv`` as a plain convolution, without a mask."""
+def plain_unet(model: PConvUNet, image: Tensor) -> Tensor:
+    """``model`` with every partial convolution run as a plain convolution (no masks)."""
+    return _unet_with(model, _plain_layer, image, None)
+
+
+def reference_unet(
+    model: PConvUNet,
+    image: Tensor,
+    mask: Tensor,
+    *,
+    ones: dict[PartialConv2d, Tensor] | None = None,
+    eps: float = 1e-8,
+) -> Tensor:
+    """``model``'s output computed the popular way (:func:`reference_partial_conv` in
+    every layer, masks with one channel per feature channel, concatenated at each skip).
+
+    ``image`` ``(N, 3, H, W)`` and ``mask`` ``(N, 1, H, W)`` (1 = known) need sides
+    that are a multiple of ``2**model.depth``. ``ones`` maps each layer to its kernel
+    of ones (made on every call if None).
+    """
+
+    def layer(conv: PartialConv2d, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
+        return reference_partial_conv(x, m, conv, None if ones is None else ones[conv], eps)
+
+    return _unet_with(model, layer, image, mask.expand_as(image))
+
+
+def _plain_layer(conv: PartialConv2d, x: Tensor, mask: None) -> tuple[Tensor, None]:
     return conv._conv_forward(x, conv.weight, conv.bias), None
 
 
@@ -424,7 +455,9 @@ def format_table(results: Sequence[Measurement]) -> str:
     for (case, pass_name), group in _grouped(results).items():
         floor = group["conv"]
         cells = [f"{floor.seconds * 1e3:.1f}"]
-        cells += [f"{group[i].seconds * 1e3:.1f} ({group[i].ratio_to(floor):.2f}×)" for i in IMPLEMENTATIONS[1:]]
+        cells += [
+            f"{group[i].seconds * 1e3:.1f} ({group[i].ratio_to(floor):.2f}×)" for i in IMPLEMENTATIONS[1:]
+        ]
         cells += [_megabytes(floor.peak_bytes)]
         cells += [_megabytes(group[i].peak_bytes, floor.peak_bytes) for i in IMPLEMENTATIONS[1:]]
         rows.append(f"| {case} | {pass_name} | " + " | ".join(cells) + " |")

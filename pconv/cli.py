@@ -466,7 +466,12 @@ def _add_bench_command(commands) -> None:
     )
     add = bench.add_argument
     add("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
-    add("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="autocast for all three (default fp32)")
+    add(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="autocast for all three (default fp32)",
+    )
     add("--channels-last", action="store_true", help="channels-last tensors and weights for all three")
     add("--presets", nargs="*", default=["paper"], metavar="PRESET", help="U-Net presets (default: paper)")
     add("--sizes", nargs="*", type=int, default=[256, 512], metavar="S", help="U-Net input sides (256 512)")
@@ -517,7 +522,8 @@ def _device_description(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"CPU {platform.machine()} ({torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()})"
+        capability = torch.backends.cpu.get_cpu_capability()
+        return f"CPU {platform.machine()} ({torch.get_num_threads()} threads, {capability})"
     return str(device)
 
 

@@ -105,7 +105,9 @@ def partial_conv2d(
     geometry = (stride, padding, dilation)
     inputs_need_grad = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     if torch.is_grad_enabled() and inputs_need_grad:
-        return _PartialConv2dFunction.apply(x, weight, bias, update.ratio, update.mask, mask, group_sizes, geometry)
+        return _PartialConv2dFunction.apply(
+            x, weight, bias, update.ratio, update.mask, mask, group_sizes, geometry
+        )
     return _forward(x, weight, bias, update, mask, group_sizes, geometry)[0]
 
 
@@ -327,7 +329,9 @@ class PartialConv2d(nn.Conv2d):
         return super().extra_repr() + groups
 
 
-def _explicit_padding(padding: str, kernel_size: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+def _explicit_padding(
+    padding: str, kernel_size: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, int]:
     """``"valid"`` or ``"same"`` as per-side padding (the mask update needs numbers)."""
     if padding == "valid":
         return (0, 0)
