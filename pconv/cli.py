@@ -95,6 +95,8 @@ def _add_inpaint_command(commands) -> None:
         help="larger images are inpainted in windows around their holes (default 2048×2048)")  # fmt: skip
     add("--context", type=int, default=None, metavar="PX", help="image kept around holes in windows (256)")
     add("--overwrite", action="store_true", help="replace existing outputs (otherwise an error)")
+    add("--compile", action="store_true",
+        help="torch.compile the network: slow first image of each size, faster later ones")  # fmt: skip
     add_mask_convention_argument(inpaint)
     inpaint.set_defaults(handler=_run_inpaint)
 
@@ -109,7 +111,9 @@ def _run_inpaint(args: argparse.Namespace) -> int:
         raise CommandError("give IMAGE --mask MASK -o OUT, or --input-dir, --mask-dir and --output-dir")
     jobs = _inpaint_jobs(args)
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
-    inpainter = Inpainter(args.weights, args.device, precision=args.precision, **windows)
+    inpainter = Inpainter(
+        args.weights, args.device, precision=args.precision, compile=args.compile, **windows
+    )
     if args.image is not None:
         _inpaint_file(inpainter, *jobs[0], args)
         print(f"wrote {args.output}")

@@ -178,3 +178,16 @@ def test_model_device_and_repr(inpainter):
     assert "preset='tiny'" in repr(inpainter)
     with pytest.raises(ValueError, match=r"CUDA is not available|unknown device"):
         Inpainter(inpainter.weights, device="cuda:7" if not torch.cuda.is_available() else "nonsense")
+
+
+def test_compiled_network_inpaints_like_the_eager_one(tiny_weights, tiny_model):
+    """``compile=True`` runs the network through torch.compile (inductor; on a CPU that
+    needs a C++ compiler, as on the project machines) and changes nothing but float
+    rounding in the fill."""
+    compiled = Inpainter(tiny_weights, device="cpu", compile=True)
+    image, hole = photo(), blob()
+    result = compiled.inpaint(image, hole)
+    assert compiled._network is not compiled.model
+    np.testing.assert_array_equal(result[~hole], image[~hole])
+    difference = np.abs(result.astype(int) - expected(tiny_model, image, hole).astype(int))
+    assert difference.max() <= 1

@@ -59,6 +59,10 @@ class Inpainter:
         max_pixels: images up to this size are inpainted whole; larger ones window by
             window around their holes (see :mod:`pconv.inference.windows`), never downscaled.
         context: pixels of image in view around each hole region of a larger image.
+        compile: run the network through ``torch.compile`` (needs a C++ compiler on
+            CPUs, Triton on GPUs). The first image of each size compiles (about a
+            minute on a 2-core CPU); later ones run faster (about 0.7× the time for the
+            ``mini`` preset at 512² on such a CPU). Worth it for many images of one size.
 
     Raises:
         WeightsError: the weights file is missing or unreadable, or (``weights=None``)
@@ -73,6 +77,7 @@ class Inpainter:
         precision: str = "auto",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         context: int = DEFAULT_CONTEXT,
+        compile: bool = False,
     ) -> None:
         self.weights = default_weights() if weights is None else Path(weights)
         self.device = resolve_device(device)
@@ -81,6 +86,7 @@ class Inpainter:
         self.max_pixels, self.context = max_pixels, context
         model, self.metadata = load_weights(self.weights)
         self.model: PConvUNet = model.to(self.device).eval()
+        self._network = torch.compile(self.model) if compile else self.model
 
     def __repr__(self) -> str:
         return (
@@ -161,7 +167,7 @@ class Inpainter:
         """
         image, mask = image.to(self.device), mask.to(self.device, torch.float32)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            output, _ = self.model(image, mask)
+            output, _ = self._network(image, mask)
         return output.float().clamp_(0.0, 1.0).cpu()
 
     def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]]) -> None:
