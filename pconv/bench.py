@@ -250,7 +250,7 @@ def _layer_runs(case: LayerCase, device: torch.device, channels_last: bool) -> d
         "reference": lambda: reference_partial_conv(x, full_mask, layer, ones)[0],
         "pconv": lambda: layer(x, mask)[0],
     }
-    return _passes(forwards, [layer.weight, layer.bias, x], grad_seed=1)
+    return _passes(forwards, [layer.weight, layer.bias, x])
 
 
 def _network_runs(
@@ -269,7 +269,7 @@ def _network_runs(
         "reference": lambda: reference_unet(model, image, mask, ones=ones),
         "pconv": lambda: model(image, mask)[0],
     }
-    return _passes(forwards, list(model.parameters()), grad_seed=1, model=model)
+    return _passes(forwards, list(model.parameters()), model=model)
 
 
 def plain_unet(model: PConvUNet, image: Tensor) -> Tensor:
@@ -331,14 +331,14 @@ def _passes(
     forwards: dict[str, Callable[[], Tensor]],
     parameters: Sequence[Tensor | None],
     *,
-    grad_seed: int,
     model: nn.Module | None = None,
 ) -> dict[str, dict[str, Callable[[], None]]]:
     """Forward (inference mode) and forward+backward calls for each implementation."""
     leaves = [p for p in parameters if p is not None and p.requires_grad]
     with torch.no_grad():
-        shape = forwards["conv"]().shape
-    grad_out = torch.randn(shape, generator=torch.Generator().manual_seed(grad_seed)).to(leaves[0].device)
+        output = forwards["conv"]()
+    noise = torch.randn(output.shape, generator=torch.Generator().manual_seed(1))
+    grad_out = torch.empty_like(output).copy_(noise)  # in the output's memory format
 
     def forward(call: Callable[[], Tensor]) -> Callable[[], None]:
         def run() -> None:
