@@ -130,7 +130,10 @@ def _forward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(out, masked_x, weight)``, the last two in the compute dtype (saved for backward)."""
     dtype = _compute_dtype(x)
-    masked_x = x.to(dtype) if mask is None else _masked(x, mask, group_sizes, dtype)
+    if mask is None:
+        masked_x = x.to(dtype)
+    else:  # one allocation, written in the compute dtype
+        masked_x = _mask_into(torch.empty_like(x, dtype=dtype), x, mask, group_sizes)
     weight = weight.to(dtype)
     with torch.autocast(x.device.type, enabled=False):
         out = F.conv2d(masked_x, weight, None, *geometry)
@@ -140,9 +143,11 @@ def _forward(
     return out, masked_x, weight
 
 
-def _masked(x: Tensor, mask: Tensor, group_sizes: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-    """``X ⊙ M`` in ``dtype``, each mask channel broadcast over its group of channels."""
-    out = torch.empty_like(x, dtype=dtype)
+def _mask_into(out: Tensor, x: Tensor, mask: Tensor, group_sizes: tuple[int, ...]) -> Tensor:
+    """Write ``X ⊙ M`` into ``out`` (which may be ``x`` itself) and return it.
+
+    Each mask channel is broadcast over its group of input channels.
+    """
     if mask.shape[1] in (1, x.shape[1]):
         return torch.mul(x, mask, out=out)
     for part, part_out, part_mask in zip(
@@ -150,15 +155,6 @@ def _masked(x: Tensor, mask: Tensor, group_sizes: tuple[int, ...], dtype: torch.
     ):
         torch.mul(part, part_mask, out=part_out)
     return out
-
-
-def _mask_in_place(x: Tensor, mask: Tensor, group_sizes: tuple[int, ...]) -> Tensor:
-    """``x ⊙ M`` written into ``x`` (see :func:`_masked`)."""
-    if mask.shape[1] in (1, x.shape[1]):
-        return x.mul_(mask)
-    for part, part_mask in zip(x.split(group_sizes, dim=1), mask.split(1, dim=1), strict=True):
-        part.mul_(part_mask)
-    return x
 
 
 class _PartialConv2dFunction(torch.autograd.Function):
@@ -204,7 +200,7 @@ def _backward(ctx, grad_out: Tensor, need_x: bool, need_weight: bool, need_bias:
         )  # fmt: skip
     if grad_x is not None:
         if mask is not None:
-            grad_x = _mask_in_place(grad_x, mask, ctx.group_sizes)
+            grad_x = _mask_into(grad_x, grad_x, mask, ctx.group_sizes)
         grad_x = grad_x.to(x_dtype)
     if grad_weight is not None:
         grad_weight = grad_weight.to(weight_dtype)
