@@ -277,11 +277,11 @@ class PartialConv2d(nn.Conv2d):
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Return ``(out, new_mask)``; see the class docstring for shapes."""
         self._check_shapes(x, mask)
-        update = self.mask_update(mask)
+        group_sizes = self._group_sizes(mask)
+        update = mask_update(mask, self.kernel_size, self.stride, self.padding, self.dilation, group_sizes)
         out = partial_conv2d(
-            x, self.weight, self.bias, update, self.stride, self.padding, self.dilation,
-            mask, self._group_sizes(mask),
-        )  # fmt: skip
+            x, self.weight, self.bias, update, self.stride, self.padding, self.dilation, mask, group_sizes
+        )
         return out, update.mask
 
     def mask_update(self, mask: Tensor) -> MaskUpdate:

@@ -31,3 +31,14 @@ def tiny_weights(tmp_path_factory):
     """The :func:`tiny_model` as a safetensors weights file."""
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     return save_weights(_trained_looking_tiny_model(), path)
+
+
+@pytest.fixture(
+    params=[
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+    ]
+)
+def autocast_device(request) -> str:
+    """Each device autocast tests run on: the CPU always, CUDA where there is one."""
+    return request.param

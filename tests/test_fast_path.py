@@ -142,17 +142,12 @@ def test_unet_mask_pyramid_gives_the_output_mask():
     assert all(u.ratio.dtype == torch.float32 and not u.ratio.requires_grad for u in encoder_updates)
 
 
-def autocast_devices() -> list:
-    cuda = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))
-    return ["cpu", cuda]
-
-
-@pytest.mark.parametrize("device", autocast_devices())
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_unet_under_autocast_matches_the_reference_approach(device, dtype):
+def test_unet_under_autocast_matches_the_reference_approach(autocast_device, dtype):
     """The fast path in low precision against the reference in float32: outputs within
     rounding, gradients pointing the same way. (The reference itself cannot run under
     fp16 autocast: its epsilon underflows and its ratio becomes inf·0 = NaN.)"""
+    device = autocast_device
     torch.manual_seed(1)
     model = PConvUNet("tiny").to(device)
     reference_model = copy.deepcopy(model)

@@ -201,15 +201,10 @@ def test_mask_groups_must_sum_to_in_channels():
         PartialConv2d(5, 2, 3, mask_groups=(2, 2))
 
 
-def autocast_devices() -> list:
-    cuda = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))
-    return ["cpu", cuda]
-
-
-@pytest.mark.parametrize("device", autocast_devices())
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("mask_channels", [1, 64])
-def test_autocast_is_finite_and_close_to_fp32(device, dtype, mask_channels):
+def test_autocast_is_finite_and_close_to_fp32(autocast_device, dtype, mask_channels):
+    device = autocast_device
     gen = torch.Generator().manual_seed(2)
     layer = PartialConv2d(64, 32, 7, padding=3).to(device)
     x = torch.randn(2, 64, 24, 24, generator=gen).to(device)
