@@ -97,6 +97,9 @@ def _add_inpaint_command(commands) -> None:
     add("--overwrite", action="store_true", help="replace existing outputs (otherwise an error)")
     add("--compile", action="store_true",
         help="torch.compile the network: slow first image of each size, faster later ones")  # fmt: skip
+    add("--backend", choices=("torch", "onnxruntime"), default="torch",
+        help="onnxruntime: run the --onnx file on the CPU (pip install 'pconv[onnx]')")  # fmt: skip
+    add("--onnx", metavar="FILE", help="ONNX model for --backend onnxruntime (pconv export --format onnx)")
     add_mask_convention_argument(inpaint)
     inpaint.set_defaults(handler=_run_inpaint)
 
@@ -112,8 +115,9 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     jobs = _inpaint_jobs(args)
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
     inpainter = Inpainter(
-        args.weights, args.device, precision=args.precision, compile=args.compile, **windows
-    )
+        args.weights, args.device, precision=args.precision, compile=args.compile,
+        backend=args.backend, onnx=args.onnx, **windows,
+    )  # fmt: skip
     if args.image is not None:
         _inpaint_file(inpainter, *jobs[0], args)
         print(f"wrote {args.output}")
@@ -439,23 +443,52 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_export_command(commands) -> None:
-    export = commands.add_parser("export", help="export weights from a checkpoint (safetensors)")
-    export.add_argument("--format", choices=("safetensors",), default="safetensors")
-    export.add_argument("--weights", required=True, metavar="PATH", help="checkpoint.pt or .safetensors")
-    export.add_argument("-o", "--output", required=True, metavar="FILE")
-    export.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    export = commands.add_parser(
+        "export",
+        help="export a model: safetensors weights, ONNX or TorchScript",
+        description="Write a model's weights (safetensors), or its network as ONNX (opset 18) or "
+        "TorchScript with inputs image (N,3,H,W) in [0,1] and mask (N,1,H,W), 1 = known, and output "
+        "output (N,3,H,W). H and W must be multiples of 2**depth: callers pad with hole and crop "
+        "(pconv inpaint --backend onnxruntime does). Default weights: the shipped model.",
+    )
+    add = export.add_argument
+    add("--format", choices=("safetensors", "onnx", "torchscript"), default="safetensors")
+    add("--weights", metavar="PATH", help="checkpoint.pt or .safetensors (default: the shipped model)")
+    add("-o", "--output", required=True, metavar="FILE")
+    add("--half", action="store_true", help="safetensors: store float16 weights (half the size)")
+    add("--dynamic", action="store_true", help="onnx/torchscript: any batch, H and W (the default)")
+    add("--height", type=int, metavar="H", help="onnx/torchscript: fix the input height (with --width)")
+    add("--width", type=int, metavar="W", help="onnx/torchscript: fix the input width (with --height)")
     export.set_defaults(handler=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     import torch
 
-    from pconv.weights import load_weights, provenance, save_weights
+    from pconv.weights import default_weights, load_weights, provenance, save_weights
 
-    model, metadata = load_weights(args.weights)
-    dtype = torch.float16 if args.half else torch.float32
-    path = save_weights(model, args.output, dtype=dtype, metadata=provenance(metadata))
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, preset {model.preset}, depth {model.depth})")
+    fixed = (args.height, args.width)
+    if args.format == "safetensors" and (args.dynamic or any(fixed)):
+        raise CommandError("--dynamic, --height and --width are for --format onnx or torchscript")
+    if args.format != "safetensors" and args.half:
+        raise CommandError("--half is for --format safetensors (ONNX and TorchScript exports are float32)")
+    if any(fixed) and (args.dynamic or not all(fixed)):
+        raise CommandError("give --height and --width together, or --dynamic")
+    model, metadata = load_weights(args.weights or default_weights())
+    if args.format == "safetensors":
+        dtype = torch.float16 if args.half else torch.float32
+        path = save_weights(model, args.output, dtype=dtype, metadata=provenance(metadata))
+        size_mb = path.stat().st_size / 1e6
+        print(f"wrote {path} ({size_mb:.1f} MB, preset {model.preset}, depth {model.depth})")
+        return 0
+    from pconv.export import ONNX_OPSET, export_onnx, export_torchscript
+
+    size = fixed if all(fixed) else None
+    exporter = export_onnx if args.format == "onnx" else export_torchscript
+    path = exporter(model, args.output, size)
+    shape = "dynamic sizes" if size is None else f"{size[0]}×{size[1]} inputs"
+    opset = f", opset {ONNX_OPSET}" if args.format == "onnx" else ""
+    print(f"wrote {path} ({args.format}{opset}, {shape}; H and W multiples of {model.multiple})")
     return 0
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from pconv.devices import autocast_dtype, resolve_device
+from pconv.inference.onnx_network import OnnxNetwork
 from pconv.inference.pictures import Picture, picture_from_pil, picture_to_pil
 from pconv.inference.windows import check_window_settings, plan_windows
 from pconv.masks.io import (
@@ -63,10 +64,17 @@ class Inpainter:
             CPUs, Triton on GPUs). The first image of each size compiles (about a
             minute on a 2-core CPU); later ones run faster (about 0.7× the time for the
             ``mini`` preset at 512² on such a CPU). Worth it for many images of one size.
+        backend: ``"torch"`` (default) or ``"onnxruntime"``, which runs the ONNX file
+            ``onnx`` (from ``pconv export --format onnx``) on the CPU instead of
+            ``weights``, with the same pre- and post-processing.
+        onnx: the ONNX file of the ``onnxruntime`` backend.
 
     Raises:
         WeightsError: the weights file is missing or unreadable, or (``weights=None``)
             no default model is installed.
+        OnnxRuntimeError: the onnxruntime backend cannot run (package missing, bad file).
+        ValueError: options that do not go together (``onnx`` without the onnxruntime
+            backend, ``weights`` or ``compile`` with it).
     """
 
     def __init__(
@@ -78,17 +86,26 @@ class Inpainter:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         context: int = DEFAULT_CONTEXT,
         compile: bool = False,
+        backend: str = "torch",
+        onnx: str | os.PathLike | None = None,
     ) -> None:
+        _check_backend(backend, weights, onnx, compile)
+        check_window_settings(max_pixels, context)
+        self.max_pixels, self.context = max_pixels, context
+        self.onnx = OnnxNetwork(onnx) if backend == "onnxruntime" else None
+        if self.onnx is not None:
+            self.device, self.dtype = torch.device("cpu"), torch.float32
+            return
         self.weights = default_weights() if weights is None else Path(weights)
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(precision, self.device)
-        check_window_settings(max_pixels, context)
-        self.max_pixels, self.context = max_pixels, context
         model, self.metadata = load_weights(self.weights)
         self.model: PConvUNet = model.to(self.device).eval()
         self._network = torch.compile(self.model) if compile else self.model
 
     def __repr__(self) -> str:
+        if self.onnx is not None:
+            return f"Inpainter(backend='onnxruntime', onnx={str(self.onnx.path)!r})"
         return (
             f"Inpainter(weights={str(self.weights)!r}, preset={self.model.preset!r}, "
             f"depth={self.model.depth}, device={str(self.device)!r})"
@@ -165,9 +182,12 @@ class Inpainter:
         ``image`` is ``(N, 3, H, W)`` in [0, 1] (holes may hold anything), ``mask``
         ``(N, 1, H, W)``, 1 = known, 0 = hole (the tensor convention of the model).
         """
-        image, mask = image.to(self.device), mask.to(self.device, torch.float32)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            output, _ = self._network(image, mask)
+        if self.onnx is not None:
+            output = self.onnx(image, mask)
+        else:
+            image, mask = image.to(self.device), mask.to(self.device, torch.float32)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                output, _ = self._network(image, mask)
         return output.float().clamp_(0.0, 1.0).cpu()
 
     def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]]) -> None:
@@ -187,6 +207,20 @@ class Inpainter:
             image = torch.from_numpy(picture.rgb(rows, columns)).permute(2, 0, 1)[None]
             output = self.predict(image, hole_to_mask(hole[rows, columns]))[0].permute(1, 2, 0).numpy()
             picture.set_rgb(rows, columns, plan.targets(window, hole), output)
+
+
+def _check_backend(backend: str, weights, onnx, compile: bool) -> None:
+    if backend not in ("torch", "onnxruntime"):
+        raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+    if backend == "torch" and onnx is not None:
+        raise ValueError("an ONNX file runs with backend='onnxruntime' (--backend onnxruntime)")
+    if backend == "onnxruntime":
+        if onnx is None:
+            raise ValueError(
+                "the onnxruntime backend needs an ONNX file (--onnx FILE, from pconv export --format onnx)"
+            )
+        if weights is not None or compile:
+            raise ValueError("the onnxruntime backend runs the ONNX file alone: drop the weights and compile")
 
 
 def _check_hole(hole: np.ndarray) -> None:

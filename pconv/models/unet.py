@@ -182,9 +182,23 @@ class PConvUNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         self._check_inputs(image, mask)
         height, width = image.shape[-2:]
-        image, mask, (left, _, top, _) = pad_to_multiple(image, mask.to(image.dtype), 2**self.depth)
-        encoder_updates, decoder_updates = self.mask_pyramid(mask)
+        image, mask, (left, _, top, _) = pad_to_multiple(image, mask.to(image.dtype), self.multiple)
+        output, output_mask = self.forward_aligned(image, mask)
+        crop = (..., slice(top, top + height), slice(left, left + width))
+        return output[crop], output_mask[crop]
 
+    @property
+    def multiple(self) -> int:
+        """``2**depth``: :meth:`forward_aligned` needs sides that are multiples of it."""
+        return 2**self.depth
+
+    def forward_aligned(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` without the padding, for sides that are multiples of :attr:`multiple`.
+
+        This is what ``pconv export`` exports; ``image`` ``(N, C, H, W)`` and ``mask``
+        ``(N, 1, H, W)`` of the same dtype, 1 = known.
+        """
+        encoder_updates, decoder_updates = self.mask_pyramid(mask)
         x = image * mask
         skips = [x]
         for block, update in zip(self.encoder, encoder_updates, strict=True):
@@ -194,8 +208,7 @@ class PConvUNet(nn.Module):
         for block, update in zip(self.decoder, decoder_updates, strict=True):
             x = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1)
             x = block(x, update)
-        crop = (..., slice(top, top + height), slice(left, left + width))
-        return x[crop], decoder_updates[-1].mask[crop]
+        return x, decoder_updates[-1].mask
 
     def mask_pyramid(self, mask: Tensor) -> tuple[list[MaskUpdate], list[MaskUpdate]]:
         """Every layer's :class:`~pconv.layers.MaskUpdate`, encoder then decoder, in order.
