@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 IMPLEMENTATIONS = ("conv", "reference", "pconv")
-PASSES = ("forward", "forward+backward")
 
 
 @dataclass(frozen=True)
@@ -403,21 +402,16 @@ def _peak_bytes(call: Callable[[], None], device: torch.device) -> int | None:
         call()
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) - before
-    if device.type != "cpu" or not _resident_peak_available():
+    if device.type != "cpu":
         return None
     _release_free_memory()
-    Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident size (Linux)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident size (Linux)
+    except OSError:
+        return None
     before = _proc_status_bytes("VmRSS")
     call()
     return _proc_status_bytes("VmHWM") - before
-
-
-def _resident_peak_available() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def _release_free_memory() -> None:

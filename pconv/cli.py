@@ -559,9 +559,15 @@ def _device_description(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        capability = torch.backends.cpu.get_cpu_capability()
-        return f"CPU {platform.machine()} ({torch.get_num_threads()} threads, {capability})"
+        return f"CPU {_cpu_description()}"
     return str(device)
+
+
+def _cpu_description() -> str:
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{platform.machine()}, {torch.get_num_threads()} threads, capability {capability}"
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -572,8 +578,7 @@ def _run_info(args: argparse.Namespace) -> int:
     print(f"pconv   {_package_version()}")
     print(f"torch   {torch.__version__}")
     print(f"python  {platform.python_version()} ({sys.executable})")
-    print(f"cpu     {platform.machine()}, {torch.get_num_threads()} threads, "
-          f"capability {torch.backends.cpu.get_cpu_capability()}")  # fmt: skip
+    print(f"cpu     {_cpu_description()}")
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             print(f"cuda:{index}  {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})")

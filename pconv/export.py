@@ -75,28 +75,26 @@ def export_onnx(model: PConvUNet, path: str | os.PathLike, size: tuple[int, int]
     import onnx
 
     network, example = _prepared(model, size)
-    dynamic = None
-    if size is None:
-        dims = {0: torch.export.Dim.DYNAMIC, 2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
-        dynamic = {"image": dims, "mask": dims}
-    else:
-        dynamic = {"image": {0: torch.export.Dim.DYNAMIC}, "mask": {0: torch.export.Dim.DYNAMIC}}
+    free_axes = (0,) if size is not None else (0, 2, 3)  # the batch is always free
+    dims = dict.fromkeys(free_axes, torch.export.Dim.DYNAMIC)
     onnx_logger = logging.getLogger("torch.onnx")
     level = onnx_logger.level
     onnx_logger.setLevel(logging.ERROR)  # not the exporter's notes about torchvision's operators
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nor its deprecation and progress chatter
-        program = torch.onnx.export(
-            network,
-            example,
-            input_names=["image", "mask"],
-            output_names=["output"],
-            opset_version=ONNX_OPSET,
-            dynamic_shapes=dynamic,
-            dynamo=True,
-            verbose=False,
-        )
-    onnx_logger.setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nor its deprecation and progress chatter
+            program = torch.onnx.export(
+                network,
+                example,
+                input_names=["image", "mask"],
+                output_names=["output"],
+                opset_version=ONNX_OPSET,
+                dynamic_shapes={"image": dims, "mask": dims},
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        onnx_logger.setLevel(level)
     proto = program.model_proto
     for key, value in metadata_for(model, size).items():
         proto.metadata_props.add(key=key, value=value)

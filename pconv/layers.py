@@ -158,11 +158,12 @@ def _mask_into(out: Tensor, x: Tensor, mask: Tensor, group_sizes: tuple[int, ...
 
 
 class _PartialConv2dFunction(torch.autograd.Function):
-    """Partial convolution with a backward pass that allocates as little as autograd's own conv.
+    """Partial convolution with a backward pass that allocates little beyond a plain conv's.
 
     Saves the masked input and the weight in the compute dtype (what a plain
-    convolution saves) plus the fp32 ratio and masks; the input gradient is masked in
-    place.
+    convolution saves) plus the fp32 ratio and masks. The backward allocates one
+    output-sized tensor (the gradient scaled by the ratio) beyond what a plain
+    convolution's does; the input gradient is masked in place.
     """
 
     @staticmethod
