@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_export_command(commands)
     _add_bench_command(commands)
+    _add_serve_command(commands)
     return parser
 
 
@@ -550,6 +551,55 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.json:
         rows = [vars(result) for result in results]
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def _add_serve_command(commands) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="start the web page and REST API (pip install 'pconv[serve]')",
+        description="Serve the web page (/) and the REST API (POST /api/inpaint, GET /api/health, "
+        "docs at /docs) with one model, loaded once. Requests are inpainted one at a time; up to "
+        "--queue-size wait, more get 503 with Retry-After.",
+    )
+    add = serve.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
+    add("--port", type=int, default=8000, help="port (default 8000)")
+    add("--weights", metavar="PATH", help="model weights (.safetensors or checkpoint.pt; default: shipped)")
+    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
+    add("--max-upload-mb", type=float, default=50.0, metavar="MB",
+        help="largest request body, image + mask (default 50; 413 beyond)")  # fmt: skip
+    add("--max-image-pixels", type=int, default=4096 * 4096, metavar="N",
+        help="largest image, width × height (default 4096×4096; 413 beyond)")  # fmt: skip
+    add("--request-timeout", type=float, default=120.0, metavar="S",
+        help="seconds a request may wait for and use the model (default 120; 503/504 beyond)")  # fmt: skip
+    add("--queue-size", type=int, default=8, metavar="N",
+        help="requests that may wait while one is inpainted (default 8; 503 beyond)")  # fmt: skip
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from pconv.serve import ServeLimits, create_app
+    except ImportError as error:
+        raise CommandError(f"pconv serve needs {error.name}: pip install 'pconv[serve]'") from None
+    from pconv.inference import Inpainter
+
+    limits = ServeLimits(
+        max_upload_bytes=round(args.max_upload_mb * 1024 * 1024),
+        max_image_pixels=args.max_image_pixels,
+        request_timeout=args.request_timeout,
+        max_waiting=args.queue_size,
+    )
+    inpainter = Inpainter(args.weights, args.device, precision=args.precision)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"pconv serve: {inpainter!r}")
+    print(f"pconv serve: open http://{host}:{args.port}/ (API docs at /docs); Ctrl+C stops")
+    uvicorn.run(create_app(inpainter, limits), host=args.host, port=args.port, log_level="info")
     return 0
 
 

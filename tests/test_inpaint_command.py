@@ -175,7 +175,7 @@ def _bad_weights(folder):
     ("setup", "message"),
     [
         (lambda f: (f / "photo.png").write_bytes((f / "photo.png").read_bytes()[:120]), "file is truncated"),
-        (lambda f: (f / "photo.png").write_text("not an image"), "cannot identify image file"),
+        (lambda f: (f / "photo.png").write_text("not an image"), "not an image format pconv reads"),
         (lambda f: save_mask(f / "mask.png", np.zeros((44, 67), bool)), "is 67×44 but image"),
         (lambda f: save_mask(f / "mask.png", np.ones((45, 67), bool)), "covers the whole image"),
         (lambda f: (f / "mask.png").unlink(), "cannot read mask"),

@@ -183,6 +183,18 @@ def test_size_mismatch_names_both_sizes():
     check_mask_size((640, 480), (640, 480))
 
 
+def test_mask_of_the_wrong_size_is_refused_from_its_header(tmp_path):
+    path = tmp_path / "m.png"
+    Image.fromarray(np.zeros((40, 30), np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:60])  # truncated: decoding it would fail
+    with pytest.raises(MaskSizeError, match=r"mask 'up.png' is 30×40 but image is 31×40"):
+        read_mask(io.BytesIO(path.read_bytes()), name="'up.png'", size=(31, 40))
+    hole = np.zeros((40, 30), bool)
+    hole[5:9, 7:20] = True
+    write_mask(path, hole)
+    np.testing.assert_array_equal(read_mask(io.BytesIO(path.read_bytes()), size=(30, 40)), hole)
+
+
 @pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n broken"])
 def test_corrupt_mask_files_raise_mask_error_with_the_path(tmp_path, content):
     path = tmp_path / "bad.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
@@ -10,8 +11,10 @@ from PIL import Image, PngImagePlugin
 
 from pconv.data.images import ImageReadError
 from pconv.inference.pictures import (
+    ImageTooLargeError,
     ImageWriteError,
     Picture,
+    UnsupportedImageError,
     output_format,
     picture_from_pil,
     read_picture,
@@ -117,7 +120,7 @@ def test_grey_pictures_take_the_luma_of_rgb():
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "No such file"), (b"this is not an image", "cannot identify"), ("truncated", "truncated")],
+    [(None, "No such file"), (b"this is not an image", "not an image format"), ("truncated", "truncated")],
 )
 def test_unreadable_images_are_errors_naming_the_file(tmp_path, content, message):
     path = tmp_path / "photo.png"
@@ -128,6 +131,34 @@ def test_unreadable_images_are_errors_naming_the_file(tmp_path, content, message
         path.write_bytes(content)
     with pytest.raises(ImageReadError, match=rf"photo\.png.*{message}"):
         read_picture(path)
+
+
+def test_file_objects_read_like_paths(tmp_path):
+    Image.fromarray(noise((9, 11, 4)), "RGBA").save(tmp_path / "in.png")
+    from_path = read_picture(tmp_path / "in.png")
+    from_file = read_picture(io.BytesIO((tmp_path / "in.png").read_bytes()))
+    np.testing.assert_array_equal(from_file.pixels, from_path.pixels)
+    with pytest.raises(UnsupportedImageError, match=r"cannot read image upload\.png: not an image format"):
+        read_picture(io.BytesIO(b"junk"), name="upload.png")
+
+
+def test_deep_colour_png_reads_from_a_file_object(tmp_path, cv2):
+    pixels = noise((6, 5, 3), np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), pixels[:, :, ::-1])
+    picture = read_picture(io.BytesIO((tmp_path / "deep.png").read_bytes()))
+    np.testing.assert_array_equal(picture.pixels, pixels)
+
+
+def test_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path):
+    path = tmp_path / "big.png"
+    Image.fromarray(noise((64, 50, 3))).save(path)
+    path.write_bytes(path.read_bytes()[:300])  # truncated: decoding it would fail
+    with pytest.raises(
+        ImageTooLargeError, match=r"big\.png is 50×64 = 3,200 pixels, more than the limit of 3,199"
+    ):
+        read_picture(path, max_pixels=3199)
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_picture(path, max_pixels=3200)
 
 
 def test_writing_checks_format_mode_and_existing_files(tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -29,8 +30,11 @@ from pconv.data.images import ImageReadError
 from pconv.files import atomic_write
 
 __all__ = [
+    "ImageTooLargeError",
     "ImageWriteError",
     "Picture",
+    "UnsupportedImageError",
+    "check_pixel_count",
     "output_format",
     "picture_from_pil",
     "picture_to_pil",
@@ -68,6 +72,14 @@ _FORMAT_OPTIONS = {
 }
 _DEEP_PNG_RAWMODES = ("RGB;16B", "RGBA;16B")
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's RGB → L
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than a limit allows (refused before decoding)."""
+
+
+class UnsupportedImageError(ImageReadError):
+    """A file that is not in an image format pconv reads."""
 
 
 class ImageWriteError(ValueError):
@@ -175,26 +187,53 @@ def picture_to_pil(picture: Picture) -> Image.Image:
     return image
 
 
-def read_picture(path: str | Path) -> Picture:
+def read_picture(
+    file: str | Path | BinaryIO, *, name: str | None = None, max_pixels: int | None = None
+) -> Picture:
     """Read an image file as a :class:`Picture`, upright (EXIF orientation applied).
 
+    Args:
+        file: a path, or a binary file object positioned at the start (an upload).
+        name: what to call the file in errors (default: its path, or ``"image"``).
+        max_pixels: refuse images of more pixels, from their header, before decoding.
+
     Raises:
+        ImageTooLargeError: the image has more than ``max_pixels`` pixels.
         ImageReadError: the file is missing, truncated, corrupt, not an image, of an
             unsupported mode, or a 16-bit colour PNG while OpenCV is not installed.
     """
-    path = Path(path)
+    name = name or _file_name(file, "image")
     try:
-        with Image.open(path) as image:
-            deep = image.format == "PNG" and _png_rawmode(image) in _DEEP_PNG_RAWMODES
-            if deep:
-                return _read_deep_png(path, image)
+        with Image.open(file) as image:
+            check_pixel_count(image.size, max_pixels, name)
+            if image.format == "PNG" and _png_rawmode(image) in _DEEP_PNG_RAWMODES:
+                return _read_deep_png(file, image)
             image.load()
             picture = picture_from_pil(ImageOps.exif_transpose(image))
             if getattr(image, "text", None):  # PNG text chunks
                 picture.info["text"] = dict(image.text)
             return picture
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"cannot read image {path}: {error}") from error
+    except ImageTooLargeError:
+        raise
+    except UnidentifiedImageError as error:
+        raise UnsupportedImageError(f"cannot read image {name}: not an image format pconv reads") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"cannot read image {name}: {error}") from error
+
+
+def check_pixel_count(size: tuple[int, int], max_pixels: int | None, name: str) -> None:
+    """Raise :class:`ImageTooLargeError` if ``size`` = ``(width, height)`` exceeds ``max_pixels``."""
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image {name} is {width}×{height} = {width * height:,} pixels, "
+            f"more than the limit of {max_pixels:,}"
+        )
+
+
+def _file_name(file: str | Path | BinaryIO, default: str) -> str:
+    """A path's text, or ``default`` for a file object."""
+    return str(file) if isinstance(file, str | Path) else default
 
 
 def _png_rawmode(image: Image.Image) -> str | None:
@@ -205,9 +244,14 @@ def _png_rawmode(image: Image.Image) -> str | None:
     return args if isinstance(args, str) else args[0]
 
 
-def _read_deep_png(path: Path, image: Image.Image) -> Picture:
-    cv2 = _opencv(f"{path} has 16 bits per colour channel, which Pillow reads only as 8-bit")
-    pixels = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+def _read_deep_png(file: str | Path | BinaryIO, image: Image.Image) -> Picture:
+    cv2 = _opencv("it has 16 bits per colour channel, which Pillow reads only as 8-bit")
+    if isinstance(file, str | Path):
+        data = np.fromfile(file, np.uint8)
+    else:
+        file.seek(0)
+        data = np.frombuffer(file.read(), np.uint8)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint16:
         raise ValueError("OpenCV could not decode it as 16-bit")
     pixels = pixels[:, :, [2, 1, 0, 3][: pixels.shape[2]]]  # BGR(A) → RGB(A)

@@ -23,7 +23,7 @@ Reading rules:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -70,20 +70,34 @@ def hole_from_image(
 
 
 def read_mask(
-    path: str | Path, convention: MaskConvention = "white-hole", channel: MaskChannel = "auto"
+    file: str | Path | BinaryIO,
+    convention: MaskConvention = "white-hole",
+    channel: MaskChannel = "auto",
+    *,
+    name: str | None = None,
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Read a mask file into ``hole``: bool ``(H, W)``, True = hole.
 
+    Args:
+        file: a path, or a binary file object positioned at the start (an upload).
+        name: what to call the file in errors (default: its path, or ``"mask"``).
+        size: the image's ``(width, height)``: a mask of another size is refused
+            from its header, before it is decoded.
+
     Raises:
+        MaskSizeError: the mask's size is not ``size``.
         MaskError: the file is missing, unreadable or not a decodable image.
     """
-    path = Path(path)
+    name = name or (str(file) if isinstance(file, str | Path) else "mask")
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
+            if size is not None:
+                check_mask_size(image.size, size, f"mask {name}")
             image.load()
             return hole_from_image(image, convention, channel)
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise MaskError(f"cannot read mask {path}: {error}") from error
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as error:
+        raise MaskError(f"cannot read mask {name}: {error}") from error
 
 
 def write_mask(path: str | Path, hole: np.ndarray) -> None:

@@ -1,0 +1,87 @@
+"""One model, many requests: inpainting jobs run one at a time, first come first served.
+
+The server holds one :class:`~pconv.inference.Inpainter`. Running several requests
+through it at once would multiply the memory the network needs (and on a GPU run out
+of it); :class:`InferenceQueue` instead runs them one after another on a single worker
+thread and refuses new ones (:class:`QueueFullError`) once ``max_waiting`` are waiting.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = ["InferenceQueue", "QueueFullError"]
+
+Result = TypeVar("Result")
+
+
+class QueueFullError(RuntimeError):
+    """``max_waiting`` jobs are already waiting; ``retry_after`` is a guess in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InferenceQueue:
+    """A single worker thread that runs submitted jobs in order.
+
+    Args:
+        max_waiting: jobs allowed to wait while one runs; one more is refused.
+    """
+
+    def __init__(self, max_waiting: int) -> None:
+        if max_waiting < 0:
+            raise ValueError(f"max_waiting must be at least 0, got {max_waiting}")
+        self.max_waiting = max_waiting
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pconv-inference")
+        self._lock = threading.Lock()
+        self._pending = 0  # running + waiting
+        self._seconds_per_job = 1.0  # running mean, for Retry-After
+
+    @property
+    def pending(self) -> int:
+        """Jobs running or waiting."""
+        return self._pending
+
+    def submit(self, job: Callable[[], Result]) -> Future[Result]:
+        """Queue ``job``; its future is cancelled (and ``job`` never runs) if cancelled while waiting.
+
+        Raises:
+            QueueFullError: ``max_waiting`` jobs are already waiting.
+        """
+        with self._lock:
+            if self._pending > self.max_waiting:
+                raise QueueFullError(
+                    f"the server is busy: {self._pending - 1} requests are waiting for the model "
+                    f"(at most {self.max_waiting}); try again later",
+                    self.retry_after(),
+                )
+            self._pending += 1
+        future = self._executor.submit(self._timed, job)
+        future.add_done_callback(self._finished)
+        return future
+
+    def retry_after(self) -> int:
+        """Seconds until the jobs now pending are likely done (at least 1)."""
+        return max(1, math.ceil(self._pending * self._seconds_per_job))
+
+    def close(self) -> None:
+        """Cancel waiting jobs, let the running one finish and stop the worker."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _timed(self, job: Callable[[], Result]) -> Result:
+        start = time.perf_counter()
+        try:
+            return job()
+        finally:
+            self._seconds_per_job = 0.8 * self._seconds_per_job + 0.2 * (time.perf_counter() - start)
+
+    def _finished(self, _: Future) -> None:
+        with self._lock:
+            self._pending -= 1
