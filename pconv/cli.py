@@ -593,7 +593,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=round(args.max_upload_mb * 1024 * 1024),
         max_image_pixels=args.max_image_pixels,
         request_timeout=args.request_timeout,
-        max_waiting=args.queue_size,
+        queue_size=args.queue_size,
     )
     inpainter = Inpainter(args.weights, args.device, precision=args.precision)
     host = f"[{args.host}]" if ":" in args.host else args.host

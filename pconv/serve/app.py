@@ -67,24 +67,26 @@ class ServeLimits:
             ``max_pixels`` are inpainted window by window, not refused.
         request_timeout: seconds a request may wait for and use the model (503 if it
             was still waiting, 504 if inpainting itself took that long).
-        max_waiting: requests allowed to wait while one is inpainted (503 beyond).
+        queue_size: requests allowed to wait while one is inpainted (503 beyond).
     """
 
     max_upload_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     request_timeout: float = 120.0
-    max_waiting: int = 8
+    queue_size: int = 8
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value < (0 if name == "max_waiting" else 1e-9):
+            if name == "queue_size" and value < 0:
+                raise ValueError(f"queue_size must be at least 0, got {value}")
+            if name != "queue_size" and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
 def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastAPI:
     """The application serving ``inpainter`` (loaded once, shared by all requests)."""
     limits = limits or ServeLimits()
-    inference = InferenceQueue(limits.max_waiting)
+    inference = InferenceQueue(limits.queue_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -137,15 +139,16 @@ def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastA
         mask_channel: Annotated[MaskChannel, Form(description="read the mask's alpha or luminance")] = "auto",
         format: Annotated[Literal["png", "jpeg", "webp"], Form(description="of the answer")] = "png",
     ) -> Response:
+        pillow_format, content_type = OUTPUT_FORMATS[format]
         picture, hole = await run_in_threadpool(
             _read_upload, image, mask, mask_convention, mask_channel, limits.max_image_pixels
         )
+        await run_in_threadpool(_encode, Picture(picture.pixels[:1, :1].copy(), picture.info), pillow_format)
         headers = {"Content-Disposition": f'inline; filename="inpainted.{format}"'}
         if hole.any():
             picture = await _run(inference, lambda: inpainter.inpaint(picture, hole), limits.request_timeout)
         else:
             headers["X-Pconv-Notice"] = "the mask has no hole: the image is returned unchanged"
-        pillow_format, content_type = OUTPUT_FORMATS[format]
         data = await run_in_threadpool(_encode, picture, pillow_format)
         return Response(data, media_type=content_type, headers=headers)
 
@@ -190,6 +193,7 @@ def _upload_name(upload: UploadFile) -> str:
 
 
 def _encode(picture: Picture, pillow_format: str) -> bytes:
+    """The file's bytes; a mode the format cannot store is a 400 (checked on one pixel before inpainting)."""
     try:
         return encode_picture(picture, pillow_format)
     except ValueError as error:  # ImageWriteError: e.g. alpha in JPEG

@@ -205,7 +205,8 @@ function brushSizeInImagePixels() {
 }
 
 function startStroke(event) {
-  if (!state || busy || isComparing() || activeStroke || event.button > 0) return;
+  if (isComparing()) return startDividerDrag(event);
+  if (!state || busy || activeStroke || event.button > 0) return;
   event.preventDefault();
   ui.paint.setPointerCapture(event.pointerId);
   const stroke = { erase: erasing, size: brushSizeInImagePixels(), points: [imagePoint(event)] };
@@ -215,6 +216,7 @@ function startStroke(event) {
 
 function extendStroke(event) {
   moveCursor(event);
+  if (draggingDivider) return moveDivider(event);
   if (!activeStroke || event.pointerId !== activeStroke.pointerId) return;
   event.preventDefault();
   const stroke = activeStroke.stroke;
@@ -225,6 +227,7 @@ function extendStroke(event) {
 }
 
 function endStroke(event) {
+  draggingDivider = false;
   if (!activeStroke || event.pointerId !== activeStroke.pointerId) return;
   const stroke = activeStroke.stroke;
   activeStroke = null;
@@ -334,6 +337,22 @@ function setComparing(on) {
   }
 }
 
+// In Compare, dragging across the image moves the divider.
+let draggingDivider = false;
+
+function startDividerDrag(event) {
+  event.preventDefault();
+  ui.paint.setPointerCapture(event.pointerId);
+  draggingDivider = true;
+  moveDivider(event);
+}
+
+function moveDivider(event) {
+  const box = ui.paint.getBoundingClientRect();
+  ui.comparePosition.value = Math.round((100 * (event.clientX - box.left)) / box.width);
+  placeDivider();
+}
+
 function placeDivider() {
   const percent = Number(ui.comparePosition.value);
   ui.before.style.clipPath = `inset(0 ${100 - percent}% 0 0)`;
@@ -388,9 +407,8 @@ function fitView() {
   if (!state) return;
   const { width, height } = state.image.bitmap;
   const stage = ui.stage.getBoundingClientRect();
-  const control = ui.compareControl.hidden ? 0 : ui.compareControl.offsetHeight + 8;
   const availableWidth = ui.stage.clientWidth - 16;
-  const availableHeight = Math.max(160, window.innerHeight - stage.top - control - 16);
+  const availableHeight = Math.max(160, window.innerHeight - stage.top - 16);
   const scale = Math.min(availableWidth / width, availableHeight / height);
   ui.view.style.width = `${Math.floor(width * scale)}px`;
   ui.view.style.height = `${Math.floor(height * scale)}px`;
@@ -438,10 +456,7 @@ function wire() {
   ui.redo.addEventListener("click", redo);
   ui.clear.addEventListener("click", clearPaint);
   ui.inpaint.addEventListener("click", inpaint);
-  ui.compare.addEventListener("click", () => {
-    setComparing(!isComparing());
-    fitView();
-  });
+  ui.compare.addEventListener("click", () => setComparing(!isComparing()));
   ui.comparePosition.addEventListener("input", placeDivider);
   ui.errorClose.addEventListener("click", hideError);
 
