@@ -101,3 +101,21 @@ def test_info_names_the_default_model_or_its_absence(capsys, monkeypatch, tmp_pa
     monkeypatch.setattr("pconv.weights.DEFAULT_WEIGHTS", tiny_weights)
     assert main(["info"]) == 0
     assert "model   default: preset tiny, depth 5" in capsys.readouterr().out
+
+
+def test_serve_without_the_serve_extra_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
+    assert main(["serve"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "pconv: error: pconv serve needs uvicorn: pip install 'pconv[serve]'"
+    )
+
+
+def test_serve_checks_its_limits_before_loading_a_model(capsys, monkeypatch):
+    pytest.importorskip("fastapi", reason="pconv serve needs the serve extra")
+    monkeypatch.setattr("pconv.inference.Inpainter", None)  # calling it would fail: never reached
+    assert main(["serve", "--queue-size", "-1"]) == 2
+    assert "queue_size must be at least 0, got -1" in capsys.readouterr().err
+    assert main(["serve", "--request-timeout", "0"]) == 2
+    assert "request_timeout must be positive, got 0.0" in capsys.readouterr().err
