@@ -194,6 +194,7 @@ def test_bad_input_is_a_json_4xx_with_a_specific_detail(inpainter, case):
     make, status, detail = BAD_INPUTS[case]
     with serve(inpainter) as client:
         response = client.post("/api/inpaint", **make(photo(), mask_png(hole_of())))
+        assert client.get("/api/health").json()["pending"] == 0  # its place in the queue was given back
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert isinstance(response.json()["detail"], str)
@@ -339,14 +340,31 @@ def test_limits_must_be_positive():
 
 def test_queue_runs_jobs_in_order_and_cancelled_waiting_jobs_never_run():
     queue, ran, gate = InferenceQueue(max_waiting=2), [], threading.Event()
-    first = queue.submit(lambda: gate.wait(10) and ran.append("first"))
-    second = queue.submit(lambda: ran.append("second"))
-    third = queue.submit(lambda: ran.append("third"))
+    first = queue.reserve().submit(lambda: gate.wait(10) and ran.append("first"))
+    second = queue.reserve().submit(lambda: ran.append("second"))
+    third = queue.reserve().submit(lambda: ran.append("third"))
     with pytest.raises(QueueFullError, match="2 requests are waiting") as refused:
-        queue.submit(lambda: ran.append("refused"))
+        queue.reserve()
     assert refused.value.retry_after >= 1 and queue.pending == 3
-    assert second.cancel()
+    assert second.cancel() and queue.pending == 2
     gate.set()
     first.result(10), third.result(10)
     queue.close()
     assert ran == ["first", "third"] and queue.pending == 0
+
+
+def test_a_reservation_holds_its_place_until_released_or_its_job_is_done():
+    queue = InferenceQueue(max_waiting=0)
+    unused = queue.reserve()
+    with pytest.raises(QueueFullError):
+        queue.reserve()
+    unused.release()
+    unused.release()  # a second release gives back nothing more
+    assert queue.pending == 0
+    used = queue.reserve()
+    used.submit(lambda: None).result(10)
+    used.release()  # no-op after submit: the finished job gave the place back
+    assert queue.pending == 0
+    with pytest.raises(RuntimeError, match="already used"):
+        used.submit(lambda: None)
+    queue.close()

@@ -5,6 +5,6 @@ python-multipart).
 """
 
 from pconv.serve.app import OUTPUT_FORMATS, ServeLimits, create_app
-from pconv.serve.queue import InferenceQueue, QueueFullError
+from pconv.serve.queue import InferenceQueue, QueueFullError, Reservation
 
-__all__ = ["OUTPUT_FORMATS", "InferenceQueue", "QueueFullError", "ServeLimits", "create_app"]
+__all__ = ["OUTPUT_FORMATS", "InferenceQueue", "QueueFullError", "Reservation", "ServeLimits", "create_app"]

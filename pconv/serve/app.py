@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib.resources import files
@@ -40,7 +41,7 @@ from pconv.devices import precision_name
 from pconv.inference import Inpainter, Picture, read_picture
 from pconv.inference.pictures import ImageTooLargeError, UnsupportedImageError, encode_picture
 from pconv.masks.io import MaskChannel, MaskConvention, read_mask
-from pconv.serve.queue import InferenceQueue, QueueFullError
+from pconv.serve.queue import InferenceQueue, QueueFullError, Reservation
 
 __all__ = ["OUTPUT_FORMATS", "ServeLimits", "create_app"]
 
@@ -140,15 +141,21 @@ def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastA
         format: Annotated[Literal["png", "jpeg", "webp"], Form(description="of the answer")] = "png",
     ) -> Response:
         pillow_format, content_type = OUTPUT_FORMATS[format]
-        picture, hole = await run_in_threadpool(
-            _read_upload, image, mask, mask_convention, mask_channel, limits.max_image_pixels
-        )
-        await run_in_threadpool(_encode, Picture(picture.pixels[:1, :1].copy(), picture.info), pillow_format)
-        headers = {"Content-Disposition": f'inline; filename="inpainted.{format}"'}
-        if hole.any():
-            picture = await _run(inference, lambda: inpainter.inpaint(picture, hole), limits.request_timeout)
-        else:
-            headers["X-Pconv-Notice"] = "the mask has no hole: the image is returned unchanged"
+        reservation = _reserve(inference)  # before decoding: decoded images are bounded by the queue
+        try:
+            picture, hole = await run_in_threadpool(
+                _read_upload, image, mask, mask_convention, mask_channel, limits.max_image_pixels
+            )
+            pixel = Picture(picture.pixels[:1, :1].copy(), picture.info)
+            await run_in_threadpool(_encode, pixel, pillow_format)  # can the format hold it?
+            headers = {"Content-Disposition": f'inline; filename="inpainted.{format}"'}
+            if hole.any():
+                future = reservation.submit(lambda: inpainter.inpaint(picture, hole))
+                picture = await _result(future, inference, limits.request_timeout)
+            else:
+                headers["X-Pconv-Notice"] = "the mask has no hole: the image is returned unchanged"
+        finally:
+            reservation.release()
         data = await run_in_threadpool(_encode, picture, pillow_format)
         return Response(data, media_type=content_type, headers=headers)
 
@@ -200,12 +207,15 @@ def _encode(picture: Picture, pillow_format: str) -> bytes:
         raise HTTPException(400, str(error)) from None
 
 
-async def _run(inference: InferenceQueue, job, timeout: float):
-    """``job()``'s result from the queue, or a 503/504 after ``timeout`` seconds."""
+def _reserve(inference: InferenceQueue) -> Reservation:
     try:
-        future = inference.submit(job)
+        return inference.reserve()
     except QueueFullError as error:
         raise HTTPException(503, str(error), headers={"Retry-After": str(error.retry_after)}) from None
+
+
+async def _result(future: Future, inference: InferenceQueue, timeout: float):
+    """The queued job's result, or a 503/504 after ``timeout`` seconds."""
     done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=timeout)
     if done:
         return done.pop().result()
