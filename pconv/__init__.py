@@ -6,7 +6,7 @@ Mask convention of the tensor API: 1 = known pixel, 0 = hole.
 from importlib.metadata import PackageNotFoundError, version
 
 from pconv.functional import composite, pad_to_multiple
-from pconv.inference import Inpainter
+from pconv.inference import Inpainter, Upscaler
 from pconv.layers import PartialConv2d
 from pconv.models import PConvUNet, UNetConfig, list_presets
 
@@ -20,6 +20,7 @@ __all__ = [
     "PConvUNet",
     "PartialConv2d",
     "UNetConfig",
+    "Upscaler",
     "__version__",
     "composite",
     "list_presets",

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show versions, devices and model presets")
     info.set_defaults(handler=_run_info)
     _add_inpaint_command(commands)
+    _add_upscale_command(commands)
     _add_evaluate_command(commands)
+    _add_evaluate_upscaling_command(commands)
     _add_masks_commands(commands)
     _add_train_command(commands)
     _add_export_command(commands)
@@ -129,7 +131,6 @@ def _run_inpaint(args: argparse.Namespace) -> int:
 def _inpaint_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
     """``(image, mask, output)`` triples, after checking the outputs can be written."""
     from pconv.files import pair_by_stem
-    from pconv.inference.pictures import output_format
 
     if args.image is not None:
         jobs = [(Path(args.image), Path(args.mask), Path(args.output))]
@@ -142,21 +143,33 @@ def _inpaint_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
                 f"no image in {args.input_dir} has a mask in {args.mask_dir} "
                 "(masks are matched to images by relative path without extension)"
             )
-        output_dir = Path(args.output_dir)
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise CommandError(f"cannot create output folder {output_dir}: {error.strerror}") from None
+        output_dir = _make_output_dir(args.output_dir)
         jobs = [(image, mask, output_dir / image.relative_to(args.input_dir)) for image, mask in pairs]
-    for _, _, output in jobs:
+    _check_outputs([output for _, _, output in jobs], args.overwrite)
+    return jobs
+
+
+def _make_output_dir(folder: str) -> Path:
+    output_dir = Path(folder)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"cannot create output folder {output_dir}: {error.strerror}") from None
+    return output_dir
+
+
+def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
+    """Fail before any work if an output's format is unknown, or it exists without ``overwrite``."""
+    from pconv.inference.pictures import output_format
+
+    for output in outputs:
         output_format(output)
-    existing = [output for _, _, output in jobs if output.exists()]
-    if existing and not args.overwrite:
+    existing = [output for output in outputs if output.exists()]
+    if existing and not overwrite:
         what = f"{existing[0]} already exists" if len(existing) == 1 else (
             f"{len(existing)} outputs already exist (first: {existing[0]})"
         )  # fmt: skip
         raise CommandError(f"{what}; pass --overwrite to replace")
-    return jobs
 
 
 def _count(number: int, noun: str) -> str:
@@ -190,19 +203,85 @@ def _inpaint_file(inpainter, image_path: Path, mask_path: Path, output_path: Pat
 
 
 def _inpaint_folder(inpainter, jobs: list[tuple[Path, Path, Path]], args: argparse.Namespace) -> int:
+    work = lambda *job: _inpaint_file(inpainter, *job, args)  # noqa: E731
+    return _each_file(jobs, work, ("inpainting", "inpainted"), args.output_dir)
+
+
+def _each_file(jobs: list[tuple], work, verbs: tuple[str, str], output_dir: str) -> int:
+    """Run ``work(*job)`` for every job with a progress bar; a failure is reported and the
+    others go on. ``verbs``: what the bar and the summary say. Returns 1 if any failed."""
     from tqdm import tqdm
 
+    doing, done = verbs
     failures = 0
-    for image, mask, output in tqdm(jobs, desc="inpainting", unit="image"):
+    for job in tqdm(jobs, desc=doing, unit="image"):
         try:
-            _inpaint_file(inpainter, image, mask, output, args)
+            work(*job)
         except (ValueError, OSError) as error:  # one bad file does not stop the others
             failures += 1
             tqdm.write(f"pconv: error: {describe_error(error)}", file=sys.stderr)
-    print(f"inpainted {len(jobs) - failures} of {len(jobs)} images into {args.output_dir}")
+    print(f"{done} {len(jobs) - failures} of {len(jobs)} images into {output_dir}")
     if failures:
         print(f"pconv: {_count(failures, 'image')} failed (see above)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _add_upscale_command(commands) -> None:
+    upscale = commands.add_parser(
+        "upscale",
+        help="enlarge an image, or a folder of images, ×2 or ×4 (super-resolution)",
+        description="Upscale IMAGE by --scale and write OUT, or every image of --input-dir into "
+        "--output-dir, with the super-resolution model (super-resolution as inpainting: each pixel "
+        "is spread over a larger canvas whose gaps the network fills). Mode, alpha, bit depth and "
+        "metadata are kept; the output format follows the output's extension.",
+    )
+    add = upscale.add_argument
+    add("image", nargs="?", metavar="IMAGE", help="image to upscale")
+    add("--scale", type=int, choices=(2, 4), required=True, help="upscaling factor")
+    add("-o", "--output", metavar="OUT", help="upscaled image (.png, .jpg, .webp, .tif, .bmp)")
+    add("--input-dir", metavar="DIR", help="folder of images (searched recursively)")
+    add("--output-dir", metavar="DIR", help="folder for the results (same names as the images)")
+    add("--weights", metavar="PATH", help="super-resolution weights (default: shipped)")
+    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
+    add("--max-pixels", type=int, default=None, metavar="N",
+        help="larger results are computed in windows (default 2048×2048)")  # fmt: skip
+    add("--context", type=int, default=None, metavar="PX", help="image kept around windows (256)")
+    add("--overwrite", action="store_true", help="replace existing outputs (otherwise an error)")
+    upscale.set_defaults(handler=_run_upscale)
+
+
+def _run_upscale(args: argparse.Namespace) -> int:
+    from pconv.files import list_image_files
+    from pconv.inference import Upscaler
+
+    single = args.image is not None and args.output and not (args.input_dir or args.output_dir)
+    folder = args.image is None and args.input_dir and args.output_dir and not args.output
+    if not (single or folder):
+        raise CommandError("give IMAGE --scale K -o OUT, or --input-dir and --output-dir")
+    if single:
+        jobs = [(Path(args.image), Path(args.output))]
+    else:
+        images = list_image_files(args.input_dir)
+        if not images:
+            raise CommandError(f"no images found in {args.input_dir}")
+        output_dir = _make_output_dir(args.output_dir)
+        jobs = [(image, output_dir / image.relative_to(args.input_dir)) for image in images]
+    _check_outputs([output for _, output in jobs], args.overwrite)
+    windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
+    upscaler = Upscaler(args.weights, args.device, precision=args.precision, **windows)
+
+    def upscale_file(image: Path, output: Path) -> None:
+        from pconv.inference import read_picture, write_picture
+
+        write_picture(upscaler.upscale(read_picture(image), args.scale), output, overwrite=args.overwrite)
+
+    if single:
+        upscale_file(*jobs[0])
+        print(f"wrote {args.output}")
+        return 0
+    return _each_file(jobs, upscale_file, ("upscaling", f"upscaled ×{args.scale}"), args.output_dir)
 
 
 def _add_evaluate_command(commands) -> None:
@@ -272,6 +351,61 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         benchmark.write_per_image(records, args.per_image)
     if args.grid:
         Image.fromarray(benchmark.comparison_grid(dict(sorted(kept.items())), names)).save(args.grid)
+    return 0
+
+
+def _add_evaluate_upscaling_command(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate-upscaling",
+        help="score super-resolution against bicubic and Lanczos (PSNR, SSIM; RGB and Y)",
+        description="Downscale each image (antialiased bicubic), upscale it back with each method and "
+        "print mean PSNR and SSIM on RGB and on BT.601 luma, leaving out a border of `scale` pixels, "
+        "per scale as Markdown.",
+    )
+    add = evaluate.add_argument
+    add("--images", required=True, metavar="DIR", help="ground-truth images (searched recursively)")
+    add("--scales", type=int, nargs="+", choices=(2, 4), default=[2, 4], metavar="K", help="(default 2 4)")
+    add("--methods", default="bicubic,lanczos,pconv", metavar="A,B,...",
+        help="from bicubic, lanczos, pconv (the shipped model), pconv:PATH")  # fmt: skip
+    add("--limit", type=int, metavar="N", help="use the first N images")
+    add("--report", metavar="FILE.md", help="write the Markdown table here too")
+    add("--json", metavar="FILE.json", help="write the means and every image's scores as JSON")
+    add("--grid", metavar="FILE.png", help="write centred crops of the first images side by side")
+    add("--device", default="auto", help="device of the pconv methods (default: CUDA, MPS, CPU)")
+    evaluate.set_defaults(handler=_run_evaluate_upscaling)
+
+
+def _run_evaluate_upscaling(args: argparse.Namespace) -> int:
+    import shlex
+
+    from PIL import Image
+    from tqdm import tqdm
+
+    from pconv.eval import upscaling
+    from pconv.files import list_image_files
+
+    for path in (args.report, args.json, args.grid):
+        if path and not Path(path).parent.is_dir():
+            raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+    names = [name.strip() for name in args.methods.split(",") if name.strip()]
+    methods = {name: upscaling.get_upscaler(name, args.device) for name in names}
+    images = list_image_files(args.images)[: args.limit]
+    if not images:
+        raise CommandError(f"no images found in {args.images}")
+    with tqdm(total=len(images), desc="evaluating", unit="image") as bar:
+        records, kept = upscaling.evaluate_upscaling(
+            images, methods, args.scales, keep=range(3 if args.grid else 0), progress=bar.update
+        )
+    summary = upscaling.summarize(records)
+    command = shlex.join(["pconv", *args.argv])
+    report = f"`{command}`\n\n" + upscaling.markdown_table(summary, images=len(images))
+    print(report)
+    if args.report:
+        Path(args.report).write_text(report)
+    if args.json:
+        upscaling.write_json(summary, records, args.json, command=command, images=len(images))
+    if args.grid:
+        Image.fromarray(upscaling.crop_grid(kept, [*names, "truth"])).save(args.grid)
     return 0
 
 
@@ -365,7 +499,8 @@ def _run_masks_stats(args: argparse.Namespace) -> int:
 _TRAIN_SETTINGS = (
     "data", "val", "val_masks", "masks", "mask_convention", "out", "preset", "depth", "crop", "batch_size",
     "steps", "lr", "lr_decay_steps", "stage", "init", "loss", "vgg_weights", "random_vgg", "seed", "device",
-    "precision", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype",
+    "precision", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype", "task",
+    "scales",
 )  # fmt: skip
 
 
@@ -404,6 +539,10 @@ def _add_train_command(commands) -> None:
     add("--stage", type=int, choices=(1, 2), help="1: batch norm trains; 2: encoder batch norm frozen")
     add("--init", metavar="CHECKPOINT", help="start from these weights (stage 2: the stage-1 result)")
     add("--masks", metavar="DIR", help="training masks, augmented (default: the mask generator)")
+    add("--task", choices=("inpaint", "superres"),
+        help="inpaint (default), or superres: super-resolution as inpainting (pconv upscale)")  # fmt: skip
+    add("--scales", type=int, nargs="+", choices=(2, 4), metavar="K",
+        help="superres: upscaling factors trained, each item one of them (default 2 4)")  # fmt: skip
     add_mask_convention_argument(train, channel=False, default=None)
     add("--loss-weights", dest="loss", type=_loss_weights, metavar="NAME=W,...",
         help="loss weights: valid, hole, perceptual, style, tv (default 1,6,0.05,120,0.1)")  # fmt: skip
@@ -426,6 +565,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     settings = load_config_file(args.config) if args.config else {}
     settings |= {name: getattr(args, name) for name in _TRAIN_SETTINGS if getattr(args, name) is not None}
+    if "scales" in settings:
+        settings["scales"] = tuple(settings["scales"])
     try:
         if args.resume:
             if "out" not in settings:

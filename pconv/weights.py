@@ -20,20 +20,25 @@ from pconv.files import atomic_write
 from pconv.models import PConvUNet, get_preset
 
 __all__ = [
+    "DEFAULT_SUPERRES_WEIGHTS",
     "DEFAULT_WEIGHTS",
     "WEIGHTS_FORMAT",
     "WeightsError",
+    "default_superres_weights",
     "default_weights",
     "load_model",
     "load_weights",
     "provenance",
     "read_metadata",
     "save_weights",
+    "task_of",
 ]
 
 WEIGHTS_FORMAT = "pconv-unet"
 #: Where the default model is installed (package data); see :func:`default_weights`.
 DEFAULT_WEIGHTS = Path(__file__).parent / "assets" / "default.safetensors"
+#: Where the super-resolution model is installed; see :func:`default_superres_weights`.
+DEFAULT_SUPERRES_WEIGHTS = Path(__file__).parent / "assets" / "superres.safetensors"
 
 
 class WeightsError(ValueError):
@@ -145,7 +150,11 @@ def _load_checkpoint(path: Path) -> tuple[PConvUNet, dict[str, str]]:
         raise WeightsError(str(error)) from None
     model = PConvUNet(**checkpoint["model_config"])
     model.load_state_dict(checkpoint["model"])
-    return model, {"step": str(checkpoint["step"]), "images_seen": str(checkpoint["images_seen"])}
+    config = checkpoint.get("config", {})
+    metadata = {"step": str(checkpoint["step"]), "images_seen": str(checkpoint["images_seen"])}
+    if config.get("task") == "superres":
+        metadata |= {"task": "superres", "scales": json.dumps(list(config["scales"]))}
+    return model, metadata
 
 
 def load_weights(path: str | os.PathLike) -> tuple[PConvUNet, dict[str, str]]:
@@ -162,18 +171,42 @@ def load_weights(path: str | os.PathLike) -> tuple[PConvUNet, dict[str, str]]:
 
 
 def default_weights() -> Path:
-    """The default model's weights file, installed with the package.
+    """The default (inpainting) model's weights file, installed with the package.
 
     Raises:
         WeightsError: this installation has no default model.
     """
-    if not DEFAULT_WEIGHTS.is_file():
-        raise WeightsError(
-            f"no default model is installed with this pconv ({DEFAULT_WEIGHTS} is missing); "
-            "give a weights file: --weights FILE.safetensors (Python: Inpainter(weights=...)), "
-            "such as the model.safetensors that `pconv train` writes"
-        )
-    return DEFAULT_WEIGHTS
+    return _installed(
+        DEFAULT_WEIGHTS,
+        "default model",
+        "give a weights file: --weights FILE.safetensors (Python: Inpainter(weights=...)), "
+        "such as the model.safetensors that `pconv train` writes",
+    )
+
+
+def default_superres_weights() -> Path:
+    """The super-resolution model's weights file (``pconv upscale``), installed with the package.
+
+    Raises:
+        WeightsError: this installation has no super-resolution model.
+    """
+    return _installed(
+        DEFAULT_SUPERRES_WEIGHTS,
+        "super-resolution model",
+        "give a weights file trained with `pconv train --task superres`: --weights FILE.safetensors "
+        "(Python: Upscaler(weights=...))",
+    )
+
+
+def _installed(path: Path, what: str, hint: str) -> Path:
+    if not path.is_file():
+        raise WeightsError(f"no {what} is installed with this pconv ({path} is missing); {hint}")
+    return path
+
+
+def task_of(metadata: dict[str, str]) -> str:
+    """What a weights file's model was trained for: ``"inpaint"`` or ``"superres"``."""
+    return metadata.get("task", "inpaint")  # files from before super-resolution are inpainting models
 
 
 def load_model(path: str | os.PathLike) -> PConvUNet:

@@ -1,6 +1,6 @@
 """Image datasets for training and validation."""
 
-from pconv.data.dataset import DataError, DataWarning, InpaintingDataset
+from pconv.data.dataset import DataError, DataWarning, InpaintingDataset, SuperResolutionDataset
 from pconv.data.images import ImageReadError, read_rgb, to_rgb
 from pconv.data.stream import EpochStream, StepSampler
 
@@ -11,6 +11,7 @@ __all__ = [
     "ImageReadError",
     "InpaintingDataset",
     "StepSampler",
+    "SuperResolutionDataset",
     "read_rgb",
     "to_rgb",
 ]

@@ -19,8 +19,9 @@ from pconv.files import list_image_files
 from pconv.masks import MASK_CONVENTIONS, MaskGenerator, hole_to_mask, read_mask, resize_hole
 from pconv.masks.augment import augment_hole
 from pconv.masks.io import MaskConvention
+from pconv.superres import SCALES, check_scale, downscale, sparse_canvas
 
-__all__ = ["DataError", "DataWarning", "InpaintingDataset"]
+__all__ = ["DataError", "DataWarning", "InpaintingDataset", "SuperResolutionDataset", "to_tensor"]
 
 
 class DataError(ValueError):
@@ -119,13 +120,19 @@ class InpaintingDataset(torch.utils.data.Dataset):
 
     def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Item ``index`` as drawn in ``epoch`` (validation items ignore the epoch)."""
-        rng = np.random.default_rng([self.seed, epoch if self.train else 0, index])
-        image = self._read(index)
-        crop = self._crop(image, rng)
+        rng = self._rng(index, epoch)
+        crop = self._augmented_crop(index, rng)
+        return to_tensor(np.asarray(crop)), hole_to_mask(self._hole(rng))[0]
+
+    def _rng(self, index: int, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch if self.train else 0, index])
+
+    def _augmented_crop(self, index: int, rng: np.random.Generator) -> Image.Image:
+        """Image ``index``, cropped (and in training rescaled and flipped at random)."""
+        crop = self._crop(self._read(index), rng)
         if self.train and self.flip and rng.random() < 0.5:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        pixels = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255).permute(2, 0, 1)
-        return pixels.contiguous(), hole_to_mask(self._hole(rng))[0]
+        return crop
 
     def _read(self, index: int) -> Image.Image:
         """The image at ``index``; a file that fails to decode is skipped for the next one."""
@@ -161,3 +168,45 @@ class InpaintingDataset(torch.utils.data.Dataset):
         path = self.mask_files[rng.integers(len(self.mask_files))]
         hole = read_mask(path, self.mask_convention)
         return augment_hole(hole, size, rng) if self.train else resize_hole(hole, (size, size))
+
+
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """float32 ``(C, H, W)`` in [0, 1] of uint8 ``(H, W, C)`` pixels."""
+    return torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+
+
+class SuperResolutionDataset(InpaintingDataset):
+    """Crops of the images under ``root`` as super-resolution cases (:mod:`pconv.superres`).
+
+    Args:
+        scales: each item's scale is drawn from these (every item is one scale).
+        Other arguments as :class:`InpaintingDataset` (``crop_size`` must be a multiple
+        of every scale; the mask arguments are not used).
+
+    Items are ``(image, mask, canvas)``: the high-resolution crop float32 ``(3, S, S)``
+    in [0, 1]; the mask ``(1, S, S)``, 1 at the canvas pixels that hold a
+    low-resolution pixel, 0 elsewhere; and the canvas ``(3, S, S)``: the crop
+    downscaled (antialiased bicubic) and spread over the grid, 0 in the holes. The
+    network sees the canvas and is scored against the image.
+    """
+
+    def __init__(self, root: str | Path, *, scales: tuple[int, ...] = SCALES, **options) -> None:
+        for scale in scales:
+            check_scale(scale)
+        if not scales:
+            raise ValueError("give at least one scale")
+        super().__init__(root, **options)
+        if any(self.crop_size % scale for scale in scales):
+            raise ValueError(f"crop_size {self.crop_size} must be a multiple of every scale {tuple(scales)}")
+        self.scales = tuple(scales)
+
+    def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = self._rng(index, epoch)
+        crop = self._augmented_crop(index, rng)
+        scale = (
+            self.scales[rng.integers(len(self.scales))]
+            if self.train
+            else self.scales[index % len(self.scales)]
+        )
+        canvas, hole = sparse_canvas(np.asarray(downscale(crop, scale)), scale)
+        return to_tensor(np.asarray(crop)), hole_to_mask(hole)[0], to_tensor(canvas)

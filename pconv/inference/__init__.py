@@ -1,7 +1,8 @@
-"""Inference: the :class:`Inpainter`, image files kept intact, and the high-resolution windows."""
+"""Inference: :class:`Inpainter`, :class:`Upscaler`, image files kept intact, high-resolution windows."""
 
 from pconv.inference.inpainter import DEFAULT_CONTEXT, DEFAULT_MAX_PIXELS, EmptyMaskWarning, Inpainter
 from pconv.inference.pictures import ImageWriteError, Picture, read_picture, write_picture
+from pconv.inference.upscaler import Upscaler
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -10,6 +11,7 @@ __all__ = [
     "ImageWriteError",
     "Inpainter",
     "Picture",
+    "Upscaler",
     "read_picture",
     "write_picture",
 ]

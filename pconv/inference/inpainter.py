@@ -169,11 +169,25 @@ class Inpainter:
             if hole.size <= self.max_pixels:
                 whole[hole.shape].append((picture, hole))
             else:
-                self._inpaint_in_windows(picture, hole)
+                self._inpaint_in_windows(picture, hole, replace_known=False)
         for group in whole.values():
             for start in range(0, len(group), batch_size):
-                self._inpaint_whole(group[start : start + batch_size])
+                self._inpaint_whole(group[start : start + batch_size], replace_known=False)
         return [restore(picture) for picture, _, restore in jobs]
+
+    def fill(self, picture: Picture, hole: np.ndarray, *, replace_known: bool = False) -> None:
+        """Fill ``picture``'s holes in place: the step under :meth:`inpaint`, without checks.
+
+        Args:
+            picture: the image; its colour values change, its alpha does not.
+            hole: bool ``(H, W)``, True = hole.
+            replace_known: write the network's output over every pixel, not only the
+                holes (super-resolution, whose known pixels are estimates too).
+        """
+        if hole.size <= self.max_pixels:
+            self._inpaint_whole([(picture, hole)], replace_known)
+        else:
+            self._inpaint_in_windows(picture, hole, replace_known)
 
     @torch.inference_mode()
     def predict(self, image: Tensor, mask: Tensor) -> Tensor:
@@ -190,23 +204,25 @@ class Inpainter:
                 output, _ = self._network(image, mask)
         return output.float().clamp_(0.0, 1.0).cpu()
 
-    def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]]) -> None:
+    def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]], replace_known: bool) -> None:
         """Fill same-size pictures in one network pass (in place)."""
         image = torch.stack([torch.from_numpy(picture.rgb()).permute(2, 0, 1) for picture, _ in group])
         mask = torch.cat([hole_to_mask(hole) for _, hole in group])
         output = self.predict(image, mask).permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)
         everything = slice(None)
         for (picture, hole), rgb in zip(group, output, strict=True):
-            picture.set_rgb(everything, everything, hole, rgb)
+            written = np.ones_like(hole) if replace_known else hole
+            picture.set_rgb(everything, everything, written, rgb)
 
-    def _inpaint_in_windows(self, picture: Picture, hole: np.ndarray) -> None:
+    def _inpaint_in_windows(self, picture: Picture, hole: np.ndarray, replace_known: bool) -> None:
         """Fill a large picture window by window (in place); see :mod:`pconv.inference.windows`."""
         plan = plan_windows(hole, max_pixels=self.max_pixels, context=self.context)
+        written = np.ones_like(hole) if replace_known else hole
         for window in plan.windows:
             rows, columns = window.view.rows, window.view.columns
             image = torch.from_numpy(picture.rgb(rows, columns)).permute(2, 0, 1)[None]
             output = self.predict(image, hole_to_mask(hole[rows, columns]))[0].permute(1, 2, 0).numpy()
-            picture.set_rgb(rows, columns, plan.targets(window, hole), output)
+            picture.set_rgb(rows, columns, plan.targets(window, written), output)
 
 
 def _check_backend(backend: str, weights, onnx, compile: bool) -> None:
@@ -264,7 +280,7 @@ def _picture_from_array(array: np.ndarray, name: str) -> tuple[Picture, Callable
             raise ValueError(f"{name} of floats must hold values in [0, 1]")
     elif dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{name} must be uint8, uint16 or floats in [0, 1], not {dtype}")
-    return Picture(array.copy()), lambda result: result.pixels.reshape(shape)
+    return Picture(array.copy()), lambda result: result.pixels.reshape(result.pixels.shape[:2] + shape[2:])
 
 
 def _as_hole(mask: ImageLike, convention: MaskConvention, channel: MaskChannel) -> np.ndarray:

@@ -12,9 +12,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from pconv.losses import LossWeights
+from pconv.superres import SCALES
 
-__all__ = ["RESUMABLE_FIELDS", "STAGE_LEARNING_RATES", "ConfigError", "TrainConfig", "load_config_file"]
+__all__ = [
+    "RESUMABLE_FIELDS", "STAGE_LEARNING_RATES", "TASKS", "ConfigError", "TrainConfig", "load_config_file",
+]  # fmt: skip
 
+#: What a run trains the network for: filling holes, or super-resolution as inpainting.
+TASKS = ("inpaint", "superres")
 #: The paper's learning rates: stage 1 trains with batch norm, stage 2 fine-tunes with the encoder's frozen.
 STAGE_LEARNING_RATES = {1: 2e-4, 2: 5e-5}
 
@@ -62,6 +67,8 @@ class TrainConfig:
     val_limit: int = 60
     log_every: int = 50
     export_dtype: str = "float32"
+    task: str = "inpaint"  # or "superres": super-resolution as inpainting (pconv.superres)
+    scales: tuple[int, ...] = SCALES  # of the superres task
 
     def __post_init__(self) -> None:
         checks = {
@@ -78,6 +85,10 @@ class TrainConfig:
             "give VGG weights (vgg_weights) or random_vgg, not both": not (
                 self.vgg_weights and self.random_vgg
             ),
+            "task must be inpaint or superres": self.task in TASKS,
+            f"scales must be some of {SCALES}, and crop a multiple of each": bool(self.scales)
+            and set(self.scales) <= set(SCALES)
+            and all(self.crop % scale == 0 for scale in self.scales),
         }
         problems = [message for message, ok in checks.items() if not ok]
         if problems:
@@ -106,6 +117,8 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
         values = dict(values)
+        if isinstance(values.get("scales"), list):  # JSON and TOML have no tuples
+            values["scales"] = tuple(values["scales"])
         if isinstance(values.get("loss"), dict):
             try:
                 values["loss"] = LossWeights(**values["loss"])

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pconv.data import EpochStream, InpaintingDataset, StepSampler
+from pconv.data import EpochStream, InpaintingDataset, StepSampler, SuperResolutionDataset
 from pconv.devices import autocast_dtype, precision_name, resolve_device
 from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
 from pconv.models import PConvUNet
@@ -144,27 +144,36 @@ class Trainer:
             else None
         )
         self.loader = self._loader()
-        self.validation = (
-            ValidationSet.build(
-                config.val, crop=config.crop, limit=config.val_limit, masks=config.val_masks, seed=config.seed
-            )
-            if config.val and context.is_main
-            else None
-        )
+        self.validation = self._validation_set() if config.val and context.is_main else None
         if context.is_main:
             config.save(self.out / "config.json")
         self.logger = RunLogger(self.out, start_step=self.step, enabled=context.is_main)
         self._announce(checkpoint)
 
+    def _validation_set(self) -> ValidationSet:
+        config = self.config
+        if config.task == "superres":
+            return ValidationSet.build_superres(
+                config.val, crop=config.crop, limit=config.val_limit, scales=config.scales
+            )
+        return ValidationSet.build(
+            config.val, crop=config.crop, limit=config.val_limit, masks=config.val_masks, seed=config.seed
+        )
+
     def _loader(self) -> torch.utils.data.DataLoader:
         config = self.config
-        dataset = InpaintingDataset(
-            config.data,
-            crop_size=config.crop,
-            masks=config.masks,
-            mask_convention=config.mask_convention,
-            seed=config.seed,
-        )
+        if config.task == "superres":
+            dataset = SuperResolutionDataset(
+                config.data, scales=config.scales, crop_size=config.crop, seed=config.seed
+            )
+        else:
+            dataset = InpaintingDataset(
+                config.data,
+                crop_size=config.crop,
+                masks=config.masks,
+                mask_convention=config.mask_convention,
+                seed=config.seed,
+            )
         workers = config.workers if config.workers is not None else min(4, torch.get_num_threads())
         sampler = StepSampler(
             config.batch_size,
@@ -215,10 +224,10 @@ class Trainer:
         )
         window = _Window(self.images_seen)
         try:
-            for images, masks in self.loader:
+            for images, masks, *canvases in self.loader:
                 if self.step >= config.steps:
                     break
-                window.add(self._train_step(images, masks))
+                window.add(self._train_step(images, masks, *canvases))
                 self.step += 1
                 progress.update()
                 if self.step % config.log_every == 0 or self.step == config.steps:
@@ -232,14 +241,20 @@ class Trainer:
             self.logger.close()
         return self._finish()
 
-    def _train_step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
-        """One optimizer step on a batch; returns the loss terms."""
+    def _train_step(
+        self, images: torch.Tensor, masks: torch.Tensor, canvases: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """One optimizer step on a batch; returns the loss terms.
+
+        The network sees ``canvases`` (super-resolution) or the images' known pixels.
+        """
         memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         images = images.to(self.device, non_blocking=True, memory_format=memory_format)
         masks = masks.to(self.device, non_blocking=True, memory_format=memory_format)
+        inputs = images * masks if canvases is None else canvases.to(self.device, memory_format=memory_format)
         model = self.ddp or self.model
         with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision != torch.float32):
-            output, _ = model(images * masks, masks)
+            output, _ = model(inputs, masks)
             terms = self.criterion(output, images, masks)
         total = terms["total"]
         if not all_ranks_true(bool(torch.isfinite(total)), self.device, self.context):
@@ -312,12 +327,15 @@ class Trainer:
     def _export(self, path: Path, extra: dict | None = None) -> Path:
         config = self.config
         metadata = {
+            "task": config.task,
             "stage": config.stage,
             "step": self.step,
             "images_seen": self.images_seen,
             "crop": config.crop,
             "training_config": config.to_dict(),
         }
+        if config.task == "superres":
+            metadata["scales"] = list(config.scales)
         dtype = torch.float16 if config.export_dtype == "float16" else torch.float32
         return save_weights(self.model, path, dtype=dtype, metadata=metadata | (extra or {}))
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pconv.data import InpaintingDataset
+from pconv.data import InpaintingDataset, SuperResolutionDataset
 from pconv.eval import l1_percent, psnr, ssim
 from pconv.functional import composite
 from pconv.masks import (
@@ -38,11 +38,22 @@ __all__ = ["ValidationSet", "image_grid"]
 
 @dataclass
 class ValidationSet:
-    """``images`` ``(V, 3, S, S)`` in [0, 1], ``masks`` ``(V, 1, S, S)`` (1 = known), ``buckets`` ``(V,)``."""
+    """Fixed validation cases.
+
+    Attributes:
+        images: the ground truth, ``(V, 3, S, S)`` in [0, 1].
+        masks: ``(V, 1, S, S)``, 1 = known, 0 = hole.
+        buckets: ``(V,)``: each case's hole-ratio bucket, or for super-resolution its scale.
+        canvases: for super-resolution, the network's inputs ``(V, 3, S, S)``
+            (:class:`~pconv.data.SuperResolutionDataset`), whose results are its raw
+            output; None for inpainting, whose inputs are the images' known pixels and
+            whose results are composites.
+    """
 
     images: Tensor
     masks: Tensor
     buckets: Tensor
+    canvases: Tensor | None = None
 
     @classmethod
     def build(
@@ -65,46 +76,70 @@ class ValidationSet:
         mask_batch = torch.cat([hole_to_mask(hole) for hole in holes])
         return cls(images, mask_batch, torch.tensor(buckets))
 
+    @classmethod
+    def build_superres(
+        cls, folder: str | Path, *, crop: int, limit: int, scales: tuple[int, ...]
+    ) -> ValidationSet:
+        """Centre crops of the first ``limit`` images, case ``i`` at scale ``scales[i mod len(scales)]``."""
+        dataset = SuperResolutionDataset(folder, scales=scales, crop_size=crop, train=False)
+        count = min(limit, len(dataset))
+        images, masks, canvases = (
+            torch.stack(parts) for parts in zip(*map(dataset.sample, range(count), [0] * count), strict=True)
+        )
+        return cls(images, masks, torch.tensor([scales[i % len(scales)] for i in range(count)]), canvases)
+
+    @property
+    def group(self) -> str:
+        """How per-group scores are named: ``psnr/bucket3`` (inpainting), ``psnr/x4`` (super-resolution)."""
+        return "bucket" if self.canvases is None else "x"
+
     @torch.no_grad()
     def evaluate(self, model: PConvUNet, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-        """Mean L1 (%), PSNR and SSIM of the composites over all cases and per bucket
-        (keys ``l1``, ``psnr``, ``ssim``, ``psnr/bucket3`` …)."""
+        """Mean L1 (%), PSNR and SSIM of the results over all cases and per bucket or
+        scale (keys ``l1``, ``psnr``, ``ssim``, ``psnr/bucket3`` or ``psnr/x4`` …)."""
         scores = defaultdict(list)
         for first in range(0, len(self.images), batch_size):
-            composites = self.composites(model, device, slice(first, first + batch_size))
+            results = self.results(model, device, slice(first, first + batch_size))
             targets = self.images[first : first + batch_size]
-            scores["l1"].append(l1_percent(composites, targets))
-            scores["psnr"].append(psnr(composites, targets))
-            scores["ssim"].append(ssim(composites, targets))
-        results = {}
+            scores["l1"].append(l1_percent(results, targets))
+            scores["psnr"].append(psnr(results, targets))
+            scores["ssim"].append(ssim(results, targets))
+        means = {}
         for name, values in scores.items():
             values = torch.cat(values)
-            results[name] = values.mean().item()
-            for bucket in BUCKETS:
-                results[f"{name}/bucket{bucket}"] = values[self.buckets == bucket].mean().item()
-        return results
+            means[name] = values.mean().item()
+            for group in self.buckets.unique().tolist():
+                means[f"{name}/{self.group}{group}"] = values[self.buckets == group].mean().item()
+        return means
 
-    def composites(self, model: PConvUNet, device: torch.device, cases: slice) -> Tensor:
-        """The model's composited results for ``cases``, on the CPU, quantised to 8 bits."""
-        images, masks = self.images[cases], self.masks[cases]
-        result = composite(images, _predict(model, device, images, masks), masks)
-        return (result * 255).round().div(255)
+    def results(self, model: PConvUNet, device: torch.device, cases: slice) -> Tensor:
+        """What the user gets for ``cases`` (composites, or super-resolution's raw
+        output), on the CPU, quantised to 8 bits."""
+        output = _predict(model, device, self._inputs(cases), self.masks[cases])
+        if self.canvases is None:
+            output = composite(self.images[cases], output, self.masks[cases])
+        return (output * 255).round().div(255)
 
     def grid(self, model: PConvUNet, device: torch.device, count: int = 6) -> Tensor:
         """``(3, count·S, 4·S)`` image: per case the input (holes white), output, composite, ground truth."""
-        images, masks = self.images[:count], self.masks[:count]
-        output = _predict(model, device, images, masks)
-        masked = images * masks + (1 - masks)
-        return image_grid([masked, output, composite(images, output, masks), images])
+        images, masks, inputs = self.images[:count], self.masks[:count], self._inputs(slice(count))
+        output = _predict(model, device, inputs, masks)
+        return image_grid([inputs + (1 - masks), output, composite(images, output, masks), images])
+
+    def _inputs(self, cases: slice) -> Tensor:
+        """The network's inputs: the canvases, or the images' known pixels."""
+        if self.canvases is not None:
+            return self.canvases[cases]
+        return self.images[cases] * self.masks[cases]
 
 
 @torch.no_grad()
-def _predict(model: PConvUNet, device: torch.device, images: Tensor, masks: Tensor) -> Tensor:
+def _predict(model: PConvUNet, device: torch.device, inputs: Tensor, masks: Tensor) -> Tensor:
     """The model's raw output in eval mode, clamped to [0, 1], float32 on the CPU."""
     was_training = model.training
     model.eval()
     try:
-        output, _ = model(images.to(device) * masks.to(device), masks.to(device))
+        output, _ = model(inputs.to(device), masks.to(device))
     finally:
         model.train(was_training)
     return output.float().clamp(0, 1).cpu()
