@@ -62,6 +62,22 @@ def add_mask_convention_argument(
     )
 
 
+def _add_model_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
+    """``--weights``, ``--device`` and ``--precision``, for every command that loads a model to run it."""
+    add = parser.add_argument
+    add("--weights", metavar="PATH", help=weights_help)
+    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser, max_pixels_help: str) -> None:
+    """``--max-pixels`` and ``--context`` of the windows for large images (:mod:`pconv.inference.windows`)."""
+    add = parser.add_argument
+    add("--max-pixels", type=int, default=None, metavar="N", help=f"{max_pixels_help} (default 2048×2048)")
+    add("--context", type=int, default=None, metavar="PX", help="image kept around each window's core (256)")
+
+
 def _size(text: str) -> tuple[int, int]:
     """``S`` or ``WxH`` as ``(width, height)``."""
     try:
@@ -90,13 +106,8 @@ def _add_inpaint_command(commands) -> None:
     add("--input-dir", metavar="DIR", help="folder of images (searched recursively)")
     add("--mask-dir", metavar="DIR", help="folder of masks, matched to images by name without extension")
     add("--output-dir", metavar="DIR", help="folder for the results (same names as the images)")
-    add("--weights", metavar="PATH", help="model weights (.safetensors or checkpoint.pt; default: shipped)")
-    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
-    add("--max-pixels", type=int, default=None, metavar="N",
-        help="larger images are inpainted in windows around their holes (default 2048×2048)")  # fmt: skip
-    add("--context", type=int, default=None, metavar="PX", help="image kept around holes in windows (256)")
+    _add_model_arguments(inpaint, "model weights (.safetensors or checkpoint.pt; default: shipped)")
+    _add_window_arguments(inpaint, "larger images are inpainted in windows around their holes")
     add("--overwrite", action="store_true", help="replace existing outputs (otherwise an error)")
     add("--compile", action="store_true",
         help="torch.compile the network: slow first image of each size, faster later ones")  # fmt: skip
@@ -241,13 +252,10 @@ def _add_upscale_command(commands) -> None:
     add("-o", "--output", metavar="OUT", help="upscaled image (.png, .jpg, .webp, .tif, .bmp)")
     add("--input-dir", metavar="DIR", help="folder of images (searched recursively)")
     add("--output-dir", metavar="DIR", help="folder for the results (same names as the images)")
-    add("--weights", metavar="PATH", help="super-resolution weights (default: shipped)")
-    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
-    add("--max-pixels", type=int, default=None, metavar="N",
-        help="larger results are computed in windows (default 2048×2048)")  # fmt: skip
-    add("--context", type=int, default=None, metavar="PX", help="image kept around windows (256)")
+    _add_model_arguments(
+        upscale, "super-resolution weights (from pconv train --task superres; default: shipped)"
+    )
+    _add_window_arguments(upscale, "larger results are computed in windows")
     add("--overwrite", action="store_true", help="replace existing outputs (otherwise an error)")
     upscale.set_defaults(handler=_run_upscale)
 
@@ -706,10 +714,7 @@ def _add_serve_command(commands) -> None:
     add = serve.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
     add("--port", type=int, default=8000, help="port (default 8000)")
-    add("--weights", metavar="PATH", help="model weights (.safetensors or checkpoint.pt; default: shipped)")
-    add("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
-        help="autocast (default: bf16/fp16 on CUDA, fp32 elsewhere)")  # fmt: skip
+    _add_model_arguments(serve, "model weights (.safetensors or checkpoint.pt; default: shipped)")
     add("--max-upload-mb", type=float, default=50.0, metavar="MB",
         help="largest request body, image + mask (default 50; 413 beyond)")  # fmt: skip
     add("--max-image-pixels", type=int, default=4096 * 4096, metavar="N",
@@ -777,6 +782,7 @@ def _run_info(args: argparse.Namespace) -> int:
         print("cuda    not available")
     print(f"mps     {'available' if torch.backends.mps.is_available() else 'not available'}")
     print(f"model   {_default_model_description()}")
+    print(f"upscale {_superres_model_description()}")
     print("presets")
     for name in list_presets():
         config = get_preset(name)
@@ -786,16 +792,29 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _default_model_description() -> str:
-    from pconv.weights import WeightsError, default_weights, read_metadata
+    from pconv.weights import default_weights
+
+    return _installed_model_description(default_weights, "pconv inpaint")
+
+
+def _superres_model_description() -> str:
+    from pconv.weights import default_superres_weights
+
+    return _installed_model_description(default_superres_weights, "pconv upscale")
+
+
+def _installed_model_description(locate, command: str) -> str:
+    from pconv.weights import WeightsError, read_metadata
 
     try:
-        metadata = read_metadata(default_weights())
+        path = locate()
     except WeightsError:
-        return "no default model installed (pconv inpaint needs --weights)"
+        return f"none installed ({command} needs --weights)"
+    metadata = read_metadata(path)
     description = f"default: preset {metadata.get('preset')}, depth {metadata.get('depth')}"
     if "images_seen" in metadata:
         description += f", {int(metadata['images_seen']):,} training images seen"
-    return f"{description} ({default_weights()})"
+    return f"{description} ({path})"
 
 
 class CommandError(Exception):

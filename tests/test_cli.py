@@ -96,11 +96,16 @@ def test_masks_generate_reports_impossible_requests(tmp_path, capsys):
 
 def test_info_names_the_default_model_or_its_absence(capsys, monkeypatch, tmp_path, tiny_weights):
     monkeypatch.setattr("pconv.weights.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr("pconv.weights.DEFAULT_SUPERRES_WEIGHTS", tmp_path / "absent.safetensors")
     assert main(["info"]) == 0
-    assert "no default model installed (pconv inpaint needs --weights)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model   none installed (pconv inpaint needs --weights)" in out
+    assert "upscale none installed (pconv upscale needs --weights)" in out
     monkeypatch.setattr("pconv.weights.DEFAULT_WEIGHTS", tiny_weights)
+    monkeypatch.setattr("pconv.weights.DEFAULT_SUPERRES_WEIGHTS", tiny_weights)
     assert main(["info"]) == 0
-    assert "model   default: preset tiny, depth 5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model   default: preset tiny, depth 5" in out and "upscale default: preset tiny, depth 5" in out
 
 
 def test_serve_without_the_serve_extra_says_what_to_install(capsys, monkeypatch):

@@ -186,61 +186,24 @@ def test_upscaler_refuses_inpainting_models_and_untrained_scales(tiny_weights, t
 
 
 def test_upscale_command_single_and_folder(superres_weights, photos, tmp_path, capsys):
+    def upscale(*arguments: str) -> int:
+        return main(["upscale", *arguments, "--weights", str(superres_weights)])
+
     output = tmp_path / "big.png"
-    assert (
-        main(
-            [
-                "upscale",
-                str(photos / "p1.png"),
-                "--scale",
-                "4",
-                "-o",
-                str(output),
-                "--weights",
-                str(superres_weights),
-            ]
-        )
-        == 0
-    )
+    assert upscale(str(photos / "p1.png"), "--scale", "4", "-o", str(output)) == 0
     assert Image.open(output).size == (384, 320)
-    assert (
-        main(
-            [
-                "upscale",
-                str(photos / "p1.png"),
-                "--scale",
-                "4",
-                "-o",
-                str(output),
-                "--weights",
-                str(superres_weights),
-            ]
-        )
-        == 2
-    )
+    assert upscale(str(photos / "p1.png"), "--scale", "4", "-o", str(output)) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     (photos / "broken.png").write_bytes(b"junk")
     try:
-        status = main(
-            [
-                "upscale",
-                "--input-dir",
-                str(photos),
-                "--output-dir",
-                str(tmp_path / "out"),
-                "--scale",
-                "2",
-                "--weights",
-                str(superres_weights),
-            ]
-        )
+        status = upscale("--input-dir", str(photos), "--output-dir", str(tmp_path / "out"), "--scale", "2")
     finally:
         (photos / "broken.png").unlink()
     assert status == 1
     captured = capsys.readouterr()
     assert "upscaled ×2 8 of 9 images" in captured.out and "broken.png: not an image format" in captured.err
     assert Image.open(tmp_path / "out" / "p3.png").size == (192, 160)
-    assert main(["upscale", "--scale", "2", "-o", str(output)]) == 2
+    assert upscale("--scale", "2", "-o", str(output)) == 2
     assert "give IMAGE --scale K -o OUT" in capsys.readouterr().err
 
 
