@@ -14,9 +14,9 @@ network is trained with the same offset, so it learns the remaining half-pixel s
 Low-resolution images for training and evaluation are made as the usual benchmarks
 make them: the high-resolution image is cropped to a multiple of ``K`` (its top-left
 part) and downscaled with antialiased bicubic interpolation (Pillow's ``BICUBIC``,
-like MATLAB's ``imresize``). A known pixel therefore holds the average colour of its
-cell, not the colour of the canvas pixel it sits on, which is why upscaling keeps the
-network's output everywhere instead of pasting the known pixels back.
+like MATLAB's ``imresize``). A known pixel therefore holds a smoothed average of the
+colours around its cell, not the colour of the canvas pixel it sits on, which is why
+upscaling keeps the network's output everywhere instead of pasting the known pixels back.
 """
 
 from __future__ import annotations

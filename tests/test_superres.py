@@ -185,6 +185,18 @@ def test_upscaler_refuses_inpainting_models_and_untrained_scales(tiny_weights, t
         Upscaler(only_two, "cpu").upscale(np.zeros((8, 8, 3), np.uint8), 3)
 
 
+def test_trained_scales_come_from_the_header_or_the_training_config(tmp_path):
+    from pconv import PConvUNet
+
+    config = json.dumps({"task": "superres", "scales": [4]})
+    path = save_weights(
+        PConvUNet("tiny"),
+        tmp_path / "m.safetensors",
+        metadata={"task": "superres", "training_config": config},
+    )
+    assert Upscaler(path, "cpu").scales == (4,)
+
+
 def test_upscale_command_single_and_folder(superres_weights, photos, tmp_path, capsys):
     def upscale(*arguments: str) -> int:
         return main(["upscale", *arguments, "--weights", str(superres_weights)])

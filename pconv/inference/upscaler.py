@@ -3,7 +3,7 @@
 The image's pixels are spread over a canvas ``scale`` times larger, one per
 ``scale × scale`` cell, and a model trained for that (``pconv train --task superres``)
 fills the rest. Its output replaces every colour value of the canvas: the known pixels
-hold their cell's average colour, not the colour of the pixel they sit on (see
+hold a smoothed average of their cell, not the colour of the pixel they sit on (see
 :mod:`pconv.superres`). Large canvases are processed window by window like large
 inpainting jobs (:mod:`pconv.inference.windows`), so memory stays bounded.
 
@@ -58,7 +58,7 @@ class Upscaler:
                 f"{weights} is an inpainting model; upscaling needs one trained with "
                 "`pconv train --task superres` (or the shipped one: leave out --weights)"
             )
-        self.scales: tuple[int, ...] = tuple(json.loads(metadata.get("scales", json.dumps(SCALES))))
+        self.scales = _trained_scales(metadata)
         self.device = self.network.device
 
     def __repr__(self) -> str:
@@ -89,6 +89,16 @@ class Upscaler:
         upscaled = Picture(canvas, dict(picture.info))
         self.network.fill(upscaled, hole, replace_known=True)
         return restore(upscaled)
+
+
+def _trained_scales(metadata: dict[str, str]) -> tuple[int, ...]:
+    """The scales a super-resolution weights file was trained for: its ``scales`` entry,
+    else its training config's (``pconv train`` writes both), else all of :data:`SCALES`."""
+    if "scales" in metadata:
+        return tuple(json.loads(metadata["scales"]))
+    if "training_config" in metadata:
+        return tuple(json.loads(metadata["training_config"]).get("scales", SCALES))
+    return SCALES
 
 
 def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
