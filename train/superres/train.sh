@@ -6,7 +6,7 @@
 set -euo pipefail
 pconv train --config train/superres/superres.toml
 pconv export --weights runs/superres/best.safetensors -o pconv/assets/superres.safetensors --half
-mkdir -p train/superres/run  # the last full checkpoint, kept in the repository for the next round
-cp runs/superres/{checkpoint.pt,config.json,metrics.jsonl} train/superres/run/
+mkdir -p train/superres/run  # the run's resolved config and metrics (its checkpoint stays in runs/)
+cp runs/superres/{config.json,metrics.jsonl} train/superres/run/
 pconv evaluate-upscaling --images ../shared/data/val --report docs/superres_eval.md \
     --json docs/superres_eval.json --grid docs/superres_grid.png
