@@ -573,8 +573,6 @@ def _run_train(args: argparse.Namespace) -> int:
 
     settings = load_config_file(args.config) if args.config else {}
     settings |= {name: getattr(args, name) for name in _TRAIN_SETTINGS if getattr(args, name) is not None}
-    if "scales" in settings:
-        settings["scales"] = tuple(settings["scales"])
     try:
         if args.resume:
             if "out" not in settings:

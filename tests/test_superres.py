@@ -87,6 +87,9 @@ def test_dataset_items_are_the_crop_its_grid_and_its_canvas(photos):
 def test_config_checks_task_and_scales():
     config = TrainConfig.from_dict({"data": "d", "out": "o", "task": "superres", "scales": [4]})
     assert config.scales == (4,)
+    assert config.resumed_with({"scales": [4], "steps": 5}).steps == 5  # lists from the CLI compare equal
+    with pytest.raises(ConfigError, match="cannot change these settings when resuming: scales"):
+        config.resumed_with({"scales": [2, 4]})
     with pytest.raises(ConfigError, match="task must be inpaint or superres"):
         TrainConfig(data="d", out="o", task="deblur")
     with pytest.raises(ConfigError, match="scales must be some of"):

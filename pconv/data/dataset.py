@@ -200,13 +200,13 @@ class SuperResolutionDataset(InpaintingDataset):
             raise ValueError(f"crop_size {self.crop_size} must be a multiple of every scale {tuple(scales)}")
         self.scales = tuple(scales)
 
+    def validation_scale(self, index: int) -> int:
+        """The scale of validation item ``index``: the scales in turn."""
+        return self.scales[index % len(self.scales)]
+
     def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = self._rng(index, epoch)
         crop = self._augmented_crop(index, rng)
-        scale = (
-            self.scales[rng.integers(len(self.scales))]
-            if self.train
-            else self.scales[index % len(self.scales)]
-        )
+        scale = self.scales[rng.integers(len(self.scales))] if self.train else self.validation_scale(index)
         canvas, hole = sparse_canvas(np.asarray(downscale(crop, scale)), scale)
         return to_tensor(np.asarray(crop)), hole_to_mask(hole)[0], to_tensor(canvas)

@@ -116,9 +116,7 @@ class TrainConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
-        values = dict(values)
-        if isinstance(values.get("scales"), list):  # JSON and TOML have no tuples
-            values["scales"] = tuple(values["scales"])
+        values = _with_tuples(values)
         if isinstance(values.get("loss"), dict):
             try:
                 values["loss"] = LossWeights(**values["loss"])
@@ -131,6 +129,7 @@ class TrainConfig:
 
     def resumed_with(self, overrides: dict) -> TrainConfig:
         """This (saved) config with the settings a resumed run may change."""
+        overrides = _with_tuples(overrides)
         fixed = {
             name: value
             for name, value in overrides.items()
@@ -145,6 +144,14 @@ class TrainConfig:
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _with_tuples(values: dict) -> dict:
+    """A copy of ``values`` with ``scales`` as a tuple (JSON, TOML and argparse give lists)."""
+    values = dict(values)
+    if isinstance(values.get("scales"), list):
+        values["scales"] = tuple(values["scales"])
+    return values
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -80,13 +80,13 @@ class ValidationSet:
     def build_superres(
         cls, folder: str | Path, *, crop: int, limit: int, scales: tuple[int, ...]
     ) -> ValidationSet:
-        """Centre crops of the first ``limit`` images, case ``i`` at scale ``scales[i mod len(scales)]``."""
+        """Centre crops of the first ``limit`` images, the scales in turn."""
         dataset = SuperResolutionDataset(folder, scales=scales, crop_size=crop, train=False)
         count = min(limit, len(dataset))
         images, masks, canvases = (
             torch.stack(parts) for parts in zip(*map(dataset.sample, range(count), [0] * count), strict=True)
         )
-        return cls(images, masks, torch.tensor([scales[i % len(scales)] for i in range(count)]), canvases)
+        return cls(images, masks, torch.tensor(list(map(dataset.validation_scale, range(count)))), canvases)
 
     @property
     def group(self) -> str:
