@@ -506,7 +506,8 @@ def _run_masks_stats(args: argparse.Namespace) -> int:
 # TrainConfig fields set by flags of the same name (dashes for underscores).
 _TRAIN_SETTINGS = (
     "data", "val", "val_masks", "masks", "mask_convention", "out", "preset", "depth", "crop", "batch_size",
-    "steps", "lr", "lr_decay_steps", "stage", "init", "loss", "vgg_weights", "random_vgg", "seed", "device",
+    "steps", "lr", "lr_decay_steps", "stage", "init", "loss", "vgg_weights", "random_vgg", "vgg_crop", "seed",
+    "device",
     "precision", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype", "task",
     "scales",
 )  # fmt: skip
@@ -521,6 +522,8 @@ def _loss_weights(text: str) -> dict[str, float]:
 
 
 def _add_train_command(commands) -> None:
+    from pconv.train.config import DEFAULT_VGG_CROP
+
     train = commands.add_parser(
         "train",
         help="train a model (the paper's loss and two-stage schedule)",
@@ -553,14 +556,26 @@ def _add_train_command(commands) -> None:
         help="superres: upscaling factors trained, each item one of them (default 2 4)")  # fmt: skip
     add_mask_convention_argument(train, channel=False, default=None)
     add("--loss-weights", dest="loss", type=_loss_weights, metavar="NAME=W,...",
-        help="loss weights: valid, hole, perceptual, style, tv (default 1,6,0.05,120,0.1)")  # fmt: skip
+        help="loss weights: valid, hole, perceptual, style, tv (default the paper's 1,6,0.05,120,0.1; "
+        "with Caffe-convention VGG weights, whose features are ~58x larger, perceptual and style "
+        "default to 0.05/57.6 = 8.7e-4 and 120/57.6^2 = 0.036)")  # fmt: skip
     vgg = train.add_mutually_exclusive_group()
     vgg.add_argument("--vgg-weights", metavar="PATH", help="VGG weights: .safetensors, .pth or 'torchvision'")
     vgg.add_argument("--random-vgg", action="store_true", default=None, help="random VGG (smoke tests only)")
+    add("--vgg-crop", type=int, metavar="PX",
+        help=f"perceptual and style terms on a PX-square window around a random hole pixel per image "
+        f"(default {DEFAULT_VGG_CROP}); 0: on the whole image, as in the paper")  # fmt: skip
     add("--seed", type=int, help="seed of the model init, data order, crops and masks (default 0)")
     add("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    add("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast (default: bf16 on CUDA)")
-    add("--workers", type=int, metavar="N", help="data-loading processes (default min(4, threads))")
+    add("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+        help="autocast (default auto: bf16 on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16), "
+        "else fp32)")  # fmt: skip
+    add(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="data-loading processes (default 0 on a CPU, else min(4, cores))",
+    )
     add("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints (default 1000)")
     add("--val-every", type=int, metavar="N", help="steps between validations (default 1000)")
     add("--log-every", type=int, metavar="N", help="steps between log lines (default 50)")
@@ -753,26 +768,22 @@ def _device_description(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"CPU {_cpu_description()}"
+        from pconv.devices import cpu_description
+
+        return f"CPU {cpu_description()}"
     return str(device)
-
-
-def _cpu_description() -> str:
-    import torch
-
-    capability = torch.backends.cpu.get_cpu_capability()
-    return f"{platform.machine()}, {torch.get_num_threads()} threads, capability {capability}"
 
 
 def _run_info(args: argparse.Namespace) -> int:
     import torch
 
+    from pconv.devices import cpu_description
     from pconv.models import get_preset, list_presets
 
     print(f"pconv   {_package_version()}")
     print(f"torch   {torch.__version__}")
     print(f"python  {platform.python_version()} ({sys.executable})")
-    print(f"cpu     {_cpu_description()}")
+    print(f"cpu     {cpu_description()}")
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             print(f"cuda:{index}  {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})")

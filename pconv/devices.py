@@ -1,10 +1,29 @@
-"""Choosing the device and the autocast precision, for training and inference alike."""
+"""Choosing the device, the autocast precision and the memory format, for training and inference.
+
+Inference keeps fp32 on every CPU (the shipped model's outputs stay bit-identical);
+training picks what is fastest for the processor (:func:`training_compute`).
+"""
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
-__all__ = ["PRECISIONS", "autocast_dtype", "precision_name", "resolve_device"]
+__all__ = [
+    "NATIVE_BF16_FLAGS",
+    "PRECISIONS",
+    "ComputeChoice",
+    "autocast_dtype",
+    "cpu_description",
+    "cpu_flags",
+    "precision_name",
+    "resolve_device",
+    "training_compute",
+]
 
 #: Names accepted by :func:`autocast_dtype`.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -52,3 +71,97 @@ def autocast_dtype(name: str, device: torch.device) -> torch.dtype:
 def precision_name(dtype: torch.dtype) -> str:
     """``fp32``, ``bf16 autocast`` or ``fp16 autocast``."""
     return {torch.float32: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
+
+
+#: CPU flags (as Linux names them in /proc/cpuinfo) of instructions that compute in bf16
+#: natively: Intel AMX tiles, and AVX-512 BF16 (Intel Cooper Lake and later, AMD Zen 4 and later).
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _cpuinfo_field(names: tuple[str, ...], cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The first value of a ``/proc/cpuinfo`` field (Linux); None where unknown."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in names:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The instruction-set flags the processor reports (Linux), empty where unknown."""
+    return frozenset((_cpuinfo_field(("flags", "Features"), cpuinfo) or "").split())  # x86, Arm
+
+
+def cpu_description() -> str:
+    """The processor, torch's threads and vector capability, and whether it has native bf16,
+    e.g. ``AMD EPYC (x86_64), 2 threads, capability AVX512, native bf16: avx512_bf16``."""
+    model = _cpuinfo_field(("model name",)) or platform.processor() or "unknown processor"
+    native = [flag for flag in NATIVE_BF16_FLAGS if flag in cpu_flags()]
+    return (
+        f"{model} ({platform.machine()}), {torch.get_num_threads()} threads, capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {', '.join(native) or 'none'}"
+    )
+
+
+@dataclass(frozen=True)
+class ComputeChoice:
+    """How a training run computes: autocast dtype and memory format, and why."""
+
+    dtype: torch.dtype
+    memory_format: torch.memory_format
+    reason: str
+
+    @property
+    def channels_last(self) -> bool:
+        return self.memory_format == torch.channels_last
+
+    def describe(self) -> str:
+        """e.g. ``bf16 autocast, channels-last (CPU has avx512_bf16: native bf16)``."""
+        layout = "channels-last" if self.channels_last else "contiguous"
+        return f"{precision_name(self.dtype)}, {layout} ({self.reason})"
+
+    def to_dict(self) -> dict[str, str]:
+        """For the run's ``config.json``."""
+        return {
+            "precision": precision_name(self.dtype),
+            "memory_format": "channels_last" if self.channels_last else "contiguous",
+            "reason": self.reason,
+        }
+
+
+def training_compute(
+    precision: str, device: torch.device, flags: Iterable[str] | None = None
+) -> ComputeChoice:
+    """The autocast dtype and memory format a training run uses on ``device``.
+
+    * CUDA: precision as :func:`autocast_dtype`, channels-last (unchanged since the
+      first release).
+    * CPU: ``auto`` is bf16 autocast where the processor computes bf16 natively (one of
+      :data:`NATIVE_BF16_FLAGS`; there bf16 makes a training step 1.2–2× faster, and
+      VGG-16 2–3×), fp32 elsewhere (emulated bf16 is slower than fp32). Channels-last
+      on x86 processors with AVX2 or AVX-512, where oneDNN's channels-last convolutions
+      make a step 1.5–1.7× faster; contiguous elsewhere.
+    * Other devices (MPS): precision as :func:`autocast_dtype`, contiguous.
+
+    Args:
+        flags: the processor's flags (default: :func:`cpu_flags`); tests pass fakes.
+    """
+    if device.type == "cuda":
+        return ComputeChoice(autocast_dtype(precision, device), torch.channels_last, "CUDA")
+    if device.type != "cpu":
+        return ComputeChoice(autocast_dtype(precision, device), torch.contiguous_format, device.type)
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    native = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+    vectors = [flag for flag in ("avx512f", "avx2") if flag in flags]
+    if precision == "auto":
+        dtype = torch.bfloat16 if native else torch.float32
+    else:
+        dtype = autocast_dtype(precision, device)
+    reasons = [f"CPU has {native[0]}: native bf16" if native else "CPU without native bf16"]
+    reasons.append(f"{vectors[0]}: channels-last convolutions" if vectors else "no AVX2")
+    memory_format = torch.channels_last if vectors else torch.contiguous_format
+    return ComputeChoice(dtype, memory_format, "; ".join(reasons))

@@ -10,12 +10,15 @@ from safetensors.torch import save_file
 
 from pconv.losses import (
     CONVENTIONS,
+    PAPER_PERCEPTUAL_WEIGHT,
+    PAPER_STYLE_WEIGHT,
     InpaintingLoss,
     LossWeights,
     VGG16Features,
     VGGWeightsError,
     gram_matrix,
     hole_total_variation,
+    hole_windows,
     load_vgg16_features,
 )
 
@@ -157,6 +160,80 @@ def test_loss_under_bf16_autocast_is_finite_float32_and_close():
     for name in reference:
         assert mixed[name].dtype == torch.float32 and torch.isfinite(mixed[name])
         assert mixed[name].item() == pytest.approx(reference[name].item(), rel=0.1), name
+
+
+def test_windows_are_centred_on_hole_pixels_and_stay_inside_the_image():
+    torch.manual_seed(0)
+    mask = torch.ones(3, 1, 40, 100)
+    mask[0, 0, 20, 50] = 0  # one hole pixel: the window is centred on it
+    mask[1, 0, 0, 99] = 0  # in a corner: the window moves inside
+    corners = hole_windows(mask, 16)  # image 2 has no hole: any window inside
+    assert corners[0].tolist() == [12, 42]
+    assert corners[1].tolist() == [0, 84]
+    assert 0 <= corners[2, 0] <= 24 and 0 <= corners[2, 1] <= 84
+    spread = torch.ones(1, 1, 64, 64)
+    spread[..., :8, :8] = spread[..., -8:, -8:] = 0  # two holes: both get drawn
+    drawn = {tuple(hole_windows(spread, 16)[0].tolist()) for _ in range(40)}
+    assert {(0, 0), (48, 48)} <= drawn and drawn <= {(r, c) for r in range(4) for c in range(4)} | {
+        (48 - r, 48 - c) for r in range(4) for c in range(4)
+    }
+
+
+def test_window_loss_is_the_paper_loss_on_the_window():
+    vgg = random_vgg()
+    output, target, mask = batch(seed=7, n=2, size=48)
+    torch.manual_seed(1)
+    windowed = InpaintingLoss(vgg, vgg_crop=16)(output, target, mask)
+    torch.manual_seed(1)
+    corners = hole_windows(mask, 16)
+    cut = [torch.stack([t[i, :, r : r + 16, c : c + 16] for i, (r, c) in enumerate(corners.tolist())])
+           for t in (output, target, mask)]  # fmt: skip
+    on_window = InpaintingLoss(vgg)(*cut)
+    whole = InpaintingLoss(vgg)(output, target, mask)
+    for name in ("perceptual", "style"):
+        assert windowed[name].item() == pytest.approx(on_window[name].item(), rel=1e-5)
+        assert windowed[name].item() != pytest.approx(whole[name].item(), rel=1e-3)
+    for name in ("valid", "hole", "tv"):  # the pixel terms still see the whole image
+        assert windowed[name].item() == whole[name].item()
+    # A window as large as the image is the paper's form.
+    assert InpaintingLoss(vgg, vgg_crop=48)(output, target, mask)["style"].item() == whole["style"].item()
+    with pytest.raises(ValueError, match="vgg_crop"):
+        InpaintingLoss(vgg, vgg_crop=4)
+
+
+def test_window_loss_gradients_reach_only_the_window():
+    vgg = random_vgg()
+    _, target, mask = batch(seed=8, n=1, size=48)
+    output = torch.rand_like(target, requires_grad=True)
+    weights = LossWeights(valid=0, hole=0, tv=0)
+    torch.manual_seed(2)
+    InpaintingLoss(vgg, weights, vgg_crop=16)(output, target, mask)["total"].backward()
+    torch.manual_seed(2)
+    (row, column), reached = hole_windows(mask, 16)[0].tolist(), output.grad.abs().sum(1)[0] > 0
+    assert reached[row : row + 16, column : column + 16].any()
+    reached[row : row + 16, column : column + 16] = False
+    assert not reached.any()
+
+
+def test_default_feature_weights_follow_the_vgg_convention():
+    torchvision, caffe = random_vgg("torchvision"), VGG16Features("caffe")
+    assert InpaintingLoss(torchvision).weights == LossWeights(1, 6, 0.05, 120, 0.1)
+    scale = CONVENTIONS["caffe"].feature_scale
+    assert scale == pytest.approx(57.6, abs=0.1)  # 255 × the mean torchvision std
+    weights = InpaintingLoss(caffe).weights
+    assert (
+        weights.perceptual
+        == pytest.approx(PAPER_PERCEPTUAL_WEIGHT / scale)
+        == pytest.approx(8.68e-4, rel=1e-3)
+    )
+    assert weights.style == pytest.approx(PAPER_STYLE_WEIGHT / scale**2) == pytest.approx(0.0361, rel=1e-2)
+    given = InpaintingLoss(caffe, LossWeights(perceptual=2e-4)).weights  # what is given stays
+    assert given.perceptual == 2e-4 and given.style == weights.style
+    output, target, mask = batch(seed=9)
+    terms = InpaintingLoss(caffe)(output, target, mask)
+    expected = terms["valid"] + 6 * terms["hole"] + weights.perceptual * terms["perceptual"]
+    expected += weights.style * terms["style"] + 0.1 * terms["tv"]
+    assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def torchvision_to_caffe(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

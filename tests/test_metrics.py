@@ -1,4 +1,4 @@
-"""L1 (%), PSNR and SSIM against hand-computed values and scikit-image."""
+"""L1 (%), PSNR and SSIM against hand-computed values and scikit-image; detail on hand-made images."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pconv.eval import l1_percent, psnr, ssim
+from pconv.eval import detail, l1_percent, psnr, ssim
 
 
 def as_batch(*images: np.ndarray) -> torch.Tensor:
@@ -69,3 +69,52 @@ def test_bad_shapes_are_errors():
         psnr(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 9))
     with pytest.raises(ValueError, match="at least 7"):
         ssim(torch.zeros(1, 3, 6, 8), torch.zeros(1, 3, 6, 8))
+
+
+def stripes(size: int = 40, period: int = 2) -> torch.Tensor:
+    """A grey ``(1, 3, size, size)`` image of vertical stripes 0/1 (period 2: a one-pixel pattern)."""
+    column = (torch.arange(size) // (period // 2)) % 2
+    return column.double().expand(1, 3, size, size).clone()
+
+
+def square_hole(size: int = 40, start: int = 10, stop: int = 30) -> torch.Tensor:
+    hole = torch.zeros(1, 1, size, size)
+    hole[..., start:stop, start:stop] = 1
+    return hole
+
+
+def test_detail_is_one_for_the_truth_zero_for_a_flat_fill_and_scales_with_contrast():
+    truth, hole = stripes(), square_hole()
+    assert detail(truth, truth, hole).item() == 1.0
+    flat = torch.where(hole.bool(), 0.5, truth)
+    assert detail(flat, truth, hole).item() == 0.0
+    faint = torch.where(hole.bool(), 0.25 + truth / 2, truth)  # half the contrast
+    assert detail(faint, truth, hole).item() == pytest.approx(0.5)
+    noisy = torch.where(hole.bool(), truth * 2 - 0.5, truth)  # twice the contrast
+    assert detail(noisy, truth, hole).item() == pytest.approx(2.0)
+    assert detail(faint * 255, truth * 255, hole).item() == pytest.approx(0.5)  # any data range
+
+
+def test_detail_leaves_out_four_pixels_of_the_hole_rim():
+    truth, hole = stripes(), square_hole()  # the hole is rows/columns 10-29: 14-25 count
+    rim_only = torch.where(hole.bool(), 0.5, truth)
+    rim_only[..., 10:14, 10:30] = truth[..., 10:14, 10:30]  # texture (or a seam) in the rim
+    assert detail(rim_only, truth, hole).item() == 0.0
+    inner = torch.where(hole.bool(), 0.5, truth)
+    inner[..., 14:26, 14:26] = truth[..., 14:26, 14:26]
+    assert detail(inner, truth, hole).item() == pytest.approx(1.0, abs=0.1)  # the last row/column differ
+    assert detail(inner, truth, hole, erosion=0).item() < 0.6
+
+
+def test_detail_is_nan_where_it_is_undefined_and_holes_at_the_image_border_are_not_eroded_there():
+    truth = stripes()
+    thin = square_hole(start=10, stop=18)  # 8 px wide: nothing left after eroding 4 px per side
+    assert math.isnan(detail(truth, truth, thin).item())
+    flat_truth = torch.full_like(truth, 0.3)
+    assert math.isnan(detail(truth, flat_truth, square_hole()).item())
+    corner = torch.zeros(1, 1, 40, 40)
+    corner[..., :6, :6] = 1  # 6 px in the corner: only the side facing the image is eroded
+    flat = torch.where(corner.bool(), 0.5, truth)
+    assert detail(flat, truth, corner).item() == 0.0
+    values = detail(torch.cat([truth, flat]), torch.cat([truth, truth]), torch.cat([corner, corner]))
+    assert values.tolist() == [1.0, 0.0] and values.dtype == torch.float64

@@ -374,3 +374,62 @@ def test_validation_with_the_nvidia_masks(tmp_path):
     holes = 1 - validation.masks.mean(dim=(1, 2, 3))
     lows = torch.tensor([0.01, 0.1, 0.2, 0.3, 0.4, 0.5])
     assert ((holes > lows - 0.03) & (holes <= lows + 0.13)).all(), holes  # resized 512 → 64
+
+
+def test_the_compute_choice_follows_the_cpu_and_is_printed_and_recorded(
+    tmp_path, images, monkeypatch, capsys
+):
+    monkeypatch.setattr("pconv.devices.cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16"}))
+    train(TrainConfig.from_dict(tiny_settings(images, tmp_path / "amx", steps=2)))
+    compute = json.loads((tmp_path / "amx/config.json").read_text())["compute"]
+    assert compute["precision"] == "bf16 autocast" and compute["memory_format"] == "channels_last"
+    assert "amx_bf16" in compute["reason"] and "threads" in compute["cpu"]
+    assert "bf16 autocast, channels-last (CPU has amx_bf16: native bf16" in capsys.readouterr().out
+
+    monkeypatch.setattr("pconv.devices.cpu_flags", lambda: frozenset({"avx2"}))
+    train(TrainConfig.from_dict(tiny_settings(images, tmp_path / "avx2", steps=2)))
+    compute = json.loads((tmp_path / "avx2/config.json").read_text())["compute"]
+    assert compute["precision"] == "fp32" and compute["memory_format"] == "channels_last"
+    # A resumed run decides again, on the machine it runs on.
+    monkeypatch.setattr("pconv.devices.cpu_flags", lambda: frozenset())
+    resume(tmp_path / "avx2", {"steps": 3})
+    compute = json.loads((tmp_path / "avx2/config.json").read_text())["compute"]
+    assert compute["precision"] == "fp32" and compute["memory_format"] == "contiguous"
+
+
+def test_caffe_vgg_weights_default_to_the_rescaled_paper_weights(tmp_path, images):
+    from safetensors.torch import save_file
+
+    from pconv.losses import VGG16Features
+
+    vgg = tmp_path / "vgg.safetensors"
+    state = {key: value.contiguous() for key, value in VGG16Features().state_dict().items()}
+    save_file(state, vgg, metadata={"input": "caffe: BGR 0..255 minus mean"})
+    settings = tiny_settings(images, tmp_path / "run", steps=1, vgg_weights=str(vgg))
+    del settings["random_vgg"]
+    train(TrainConfig.from_dict(settings))
+    saved = json.loads((tmp_path / "run/config.json").read_text())
+    assert saved["loss"]["perceptual"] == pytest.approx(8.68e-4, rel=1e-3)
+    assert saved["loss"]["style"] == pytest.approx(0.0361, rel=1e-2)
+    assert saved["vgg_crop"] == 64
+    training_config = json.loads(read_metadata(tmp_path / "run/model.safetensors")["training_config"])
+    assert training_config["loss"] == saved["loss"]
+
+
+def test_runs_from_before_vgg_windows_resume_on_the_whole_image(tmp_path, images):
+    out = tmp_path / "run"
+    train(TrainConfig.from_dict(tiny_settings(images, out, steps=2, vgg_crop=16)))
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    del checkpoint["config"]["vgg_crop"]  # as written before the setting existed
+    save_checkpoint(out / "checkpoint.pt", checkpoint)
+    resume(out, {"steps": 3})
+    assert json.loads((out / "config.json").read_text())["vgg_crop"] == 0
+    with pytest.raises(ConfigError, match="vgg_crop"):
+        TrainConfig(data="d", out="o", vgg_crop=4)
+
+
+def test_data_loads_in_the_training_process_on_a_cpu():
+    from pconv.train.loop import _default_workers
+
+    assert _default_workers(torch.device("cpu")) == 0
+    assert 1 <= _default_workers(torch.device("cuda")) <= 4

@@ -1,5 +1,5 @@
 """Evaluation: image-quality metrics, classical baselines and the per-bucket benchmark."""
 
-from pconv.eval.metrics import l1_percent, psnr, ssim
+from pconv.eval.metrics import detail, l1_percent, psnr, ssim
 
-__all__ = ["l1_percent", "psnr", "ssim"]
+__all__ = ["detail", "l1_percent", "psnr", "ssim"]

@@ -1,6 +1,14 @@
 """The paper's loss and the VGG-16 features it uses."""
 
-from pconv.losses.inpainting import InpaintingLoss, LossWeights, gram_matrix, hole_total_variation
+from pconv.losses.inpainting import (
+    PAPER_PERCEPTUAL_WEIGHT,
+    PAPER_STYLE_WEIGHT,
+    InpaintingLoss,
+    LossWeights,
+    gram_matrix,
+    hole_total_variation,
+    hole_windows,
+)
 from pconv.losses.vgg import (
     CONVENTIONS,
     InputConvention,
@@ -11,6 +19,8 @@ from pconv.losses.vgg import (
 
 __all__ = [
     "CONVENTIONS",
+    "PAPER_PERCEPTUAL_WEIGHT",
+    "PAPER_STYLE_WEIGHT",
     "InpaintingLoss",
     "InputConvention",
     "LossWeights",
@@ -18,5 +28,6 @@ __all__ = [
     "VGGWeightsError",
     "gram_matrix",
     "hole_total_variation",
+    "hole_windows",
     "load_vgg16_features",
 ]

@@ -49,6 +49,17 @@ class InputConvention:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
+    @property
+    def feature_scale(self) -> float:
+        """How much larger VGG activations are with these weights than with torchvision's,
+        for the same image: the ratio of the conventions' input scales, ``scale / mean(std)``
+        (255 × 0.226 ≈ 57.6 for Caffe). The original (Caffe) VGG-16 weights see inputs that
+        much larger than torchvision's retrained ones, and their activations measured about
+        58 times larger (MODEL_CARD.md, Loss); Gram matrices scale with the square.
+        """
+        torchvision = CONVENTIONS["torchvision"]
+        return (self.scale / sum(self.std)) / (torchvision.scale / sum(torchvision.std))
+
 
 CONVENTIONS = {
     "torchvision": InputConvention(
@@ -102,9 +113,10 @@ class VGG16Features(nn.Module):
         self.register_buffer("_shift", shift.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
-        # Channels-last convolutions: about 30% faster forward and 10% faster forward +
-        # backward on a 2-core AVX2 CPU at 256² (benchmarks/train_step.py); the layout
-        # survives load_state_dict and dtype changes.
+        # Channels-last convolutions by default: about 30% faster forward and 10% faster
+        # forward + backward on a 2-core AVX2 CPU at 256², 2× on AVX-512 (see
+        # pconv.devices.training_compute). The input follows the weights' layout, which
+        # survives load_state_dict and dtype changes; .to(memory_format=...) changes it.
         self.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> VGG16Features:
@@ -116,8 +128,14 @@ class VGG16Features(nn.Module):
             image = image.flip(1)
         return image * self._scale.to(image.dtype) - self._shift.to(image.dtype)
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout of the convolution weights, which inputs are converted to."""
+        channels_last = self.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+        return torch.channels_last if channels_last else torch.contiguous_format
+
     def forward(self, image: Tensor) -> list[Tensor]:
-        x = self.normalize(image).contiguous(memory_format=torch.channels_last)
+        x = self.normalize(image).contiguous(memory_format=self.memory_format)
         pools = []
         for index, layer in enumerate(self.features):
             x = layer(x)

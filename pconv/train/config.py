@@ -15,13 +15,18 @@ from pconv.losses import LossWeights
 from pconv.superres import SCALES
 
 __all__ = [
-    "RESUMABLE_FIELDS", "STAGE_LEARNING_RATES", "TASKS", "ConfigError", "TrainConfig", "load_config_file",
+    "DEFAULT_VGG_CROP", "RESUMABLE_FIELDS", "STAGE_LEARNING_RATES", "TASKS", "ConfigError", "TrainConfig",
+    "load_config_file",
 ]  # fmt: skip
 
 #: What a run trains the network for: filling holes, or super-resolution as inpainting.
 TASKS = ("inpaint", "superres")
 #: The paper's learning rates: stage 1 trains with batch norm, stage 2 fine-tunes with the encoder's frozen.
 STAGE_LEARNING_RATES = {1: 2e-4, 2: 5e-5}
+
+#: Side of the window around a hole pixel where the perceptual and style terms are
+#: computed (pconv.losses.hole_windows); 0 = the whole image, as in the paper.
+DEFAULT_VGG_CROP = 64
 
 #: Settings a resumed run may change; everything else must match the checkpoint.
 RESUMABLE_FIELDS = frozenset(
@@ -58,6 +63,7 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     vgg_weights: str | None = None
     random_vgg: bool = False
+    vgg_crop: int = DEFAULT_VGG_CROP  # 0: the paper's whole image
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -86,6 +92,7 @@ class TrainConfig:
                 self.vgg_weights and self.random_vgg
             ),
             "task must be inpaint or superres": self.task in TASKS,
+            "vgg_crop must be 0 (the whole image) or at least 8": self.vgg_crop == 0 or self.vgg_crop >= 8,
             f"scales must be some of {SCALES}, and crop a multiple of each": bool(self.scales)
             and set(self.scales) <= set(SCALES)
             and all(self.crop % scale == 0 for scale in self.scales),
@@ -142,8 +149,10 @@ class TrainConfig:
             raise ConfigError(f"cannot change these settings when resuming: {listed}")
         return replace(self, **{k: v for k, v in overrides.items() if k in RESUMABLE_FIELDS})
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+    def save(self, path: Path, **resolved) -> None:
+        """Write the settings as JSON, with ``resolved`` (e.g. ``compute``: what
+        ``precision = "auto"`` chose on this machine) as extra keys, for the record."""
+        path.write_text(json.dumps(self.to_dict() | resolved, indent=2) + "\n")
 
 
 def _with_tuples(values: dict) -> dict:

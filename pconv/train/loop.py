@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pconv.data import EpochStream, InpaintingDataset, StepSampler, SuperResolutionDataset
-from pconv.devices import autocast_dtype, precision_name, resolve_device
+from pconv.devices import cpu_description, resolve_device, training_compute
 from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
 from pconv.models import PConvUNet
 from pconv.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -82,7 +82,9 @@ def resume(out: str | Path, overrides: dict | None = None) -> Path:
     if not path.exists():
         raise ConfigError(f"nothing to resume: {path} does not exist")
     checkpoint = load_checkpoint(path)
-    config = TrainConfig.from_dict(checkpoint["config"]).resumed_with(overrides or {})
+    # Runs from before vgg_crop existed computed VGG on the whole image.
+    saved = {"vgg_crop": 0} | checkpoint["config"]
+    config = TrainConfig.from_dict(saved).resumed_with(overrides or {})
     return _run(replace(config, out=str(out)), checkpoint)
 
 
@@ -116,7 +118,8 @@ class Trainer:
         self.config = config
         self.step = checkpoint["step"] if checkpoint else 0
         self.best_psnr = checkpoint["best_psnr"] if checkpoint else -math.inf
-        self.precision = autocast_dtype(config.precision, device)
+        self.compute = training_compute(config.precision, device)
+        self.precision = self.compute.dtype
 
         torch.manual_seed(config.seed)
         self.model = PConvUNet(config.preset, config.depth).to(device)
@@ -128,8 +131,14 @@ class Trainer:
             self.model.freeze_encoder_bn()
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-            self.model.to(memory_format=torch.channels_last)
-        self.criterion = InpaintingLoss(_build_vgg(config), config.loss).to(device)
+        self.model.to(memory_format=self.compute.memory_format)
+        vgg = _build_vgg(config)
+        if vgg is not None:
+            vgg.to(memory_format=self.compute.memory_format)
+        self.criterion = InpaintingLoss(vgg, config.loss, config.vgg_crop).to(device)
+        # The perceptual and style weights as used (the paper's in the VGG's convention
+        # where not given), so that config.json and the checkpoints state them.
+        self.config = config = replace(config, loss=self.criterion.weights)
         self.optimizer = torch.optim.Adam(
             [p for p in self.model.parameters() if p.requires_grad], lr=config.learning_rate
         )
@@ -146,7 +155,7 @@ class Trainer:
         self.loader = self._loader()
         self.validation = self._validation_set() if config.val and context.is_main else None
         if context.is_main:
-            config.save(self.out / "config.json")
+            config.save(self.out / "config.json", compute=self._compute_record())
         self.logger = RunLogger(self.out, start_step=self.step, enabled=context.is_main)
         self._announce(checkpoint)
 
@@ -174,7 +183,7 @@ class Trainer:
                 mask_convention=config.mask_convention,
                 seed=config.seed,
             )
-        workers = config.workers if config.workers is not None else min(4, torch.get_num_threads())
+        workers = config.workers if config.workers is not None else _default_workers(self.device)
         sampler = StepSampler(
             config.batch_size,
             rank=self.context.rank,
@@ -199,8 +208,9 @@ class Trainer:
         print(
             f"stage {config.stage}: preset {config.preset} (depth {self.model.depth}, "
             f"{parameters:,} parameters), {config.crop}px crops, lr {config.learning_rate:g}, "
-            f"{precision_name(self.precision)} on {self.device}"
+            f"{self._loss_description()}"
         )
+        print(f"{self.compute.describe()} on {self.device}")
         print(
             f"effective batch size {effective} ({self.context.world_size} process"
             f"{'es' if self.context.world_size > 1 else ''} × {config.batch_size})"
@@ -209,6 +219,19 @@ class Trainer:
             print(f"resuming {self.out / CHECKPOINT_NAME} at step {self.step} of {config.steps}")
         elif config.init is not None:
             print(f"starting from the weights of {config.init}")
+
+    def _compute_record(self) -> dict[str, str]:
+        record = self.compute.to_dict()
+        if self.device.type == "cpu":
+            record["cpu"] = cpu_description()
+        return record
+
+    def _loss_description(self) -> str:
+        weights = self.criterion.weights
+        if not weights.uses_vgg:
+            return "pixel terms only (no VGG)"
+        window = f"{self.config.vgg_crop}px windows at holes" if self.config.vgg_crop else "whole images"
+        return f"perceptual {weights.perceptual:.3g} and style {weights.style:.3g} on {window}"
 
     # -- training --------------------------------------------------------------------------
 
@@ -248,7 +271,7 @@ class Trainer:
 
         The network sees ``canvases`` (super-resolution) or the images' known pixels.
         """
-        memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        memory_format = self.compute.memory_format
         images = images.to(self.device, non_blocking=True, memory_format=memory_format)
         masks = masks.to(self.device, non_blocking=True, memory_format=memory_format)
         inputs = images * masks if canvases is None else canvases.to(self.device, memory_format=memory_format)
@@ -297,7 +320,7 @@ class Trainer:
         save_png(grid, samples / f"step_{self.step:07d}.png")
         tqdm.write(
             f"validation at step {self.step}: L1 {scores['l1']:.3f}%  PSNR {scores['psnr']:.2f} dB  "
-            f"SSIM {scores['ssim']:.4f}"
+            f"SSIM {scores['ssim']:.4f}  detail {scores['detail']:.3f}"
         )
         if scores["psnr"] > self.best_psnr:
             self.best_psnr = scores["psnr"]
@@ -373,6 +396,13 @@ class _Window:
         averages["images_per_s"] = (images_seen - self.images) / (time.perf_counter() - self.started)
         self._reset(images_seen)
         return averages
+
+
+def _default_workers(device: torch.device) -> int:
+    """Data-loading processes when ``workers`` is not given: none on a CPU, where they would
+    take cores from the training threads (on 2 cores, 0, 1 and 2 workers gave the same
+    images/s within 5 %, docs/performance.md); up to 4 beside a GPU."""
+    return 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
 
 
 def _check_writable(out: Path) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from pconv.data import InpaintingDataset, SuperResolutionDataset
-from pconv.eval import l1_percent, psnr, ssim
+from pconv.eval import detail, l1_percent, psnr, ssim
 from pconv.functional import composite
 from pconv.masks import (
     BORDER_MARGIN,
@@ -95,8 +95,10 @@ class ValidationSet:
 
     @torch.no_grad()
     def evaluate(self, model: PConvUNet, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-        """Mean L1 (%), PSNR and SSIM of the results over all cases and per bucket or
-        scale (keys ``l1``, ``psnr``, ``ssim``, ``psnr/bucket3`` or ``psnr/x4`` …)."""
+        """Mean L1 (%), PSNR, SSIM and detail in holes of the results over all cases and
+        per bucket or scale (keys ``l1``, ``psnr``, ``ssim``, ``detail``, ``psnr/bucket3``
+        or ``psnr/x4`` …). Detail (:func:`~pconv.eval.detail`) is the mean over the cases
+        that define it, NaN where none does (holes too thin to erode)."""
         scores = defaultdict(list)
         for first in range(0, len(self.images), batch_size):
             results = self.results(model, device, slice(first, first + batch_size))
@@ -104,12 +106,13 @@ class ValidationSet:
             scores["l1"].append(l1_percent(results, targets))
             scores["psnr"].append(psnr(results, targets))
             scores["ssim"].append(ssim(results, targets))
+            scores["detail"].append(detail(results, targets, 1 - self.masks[first : first + batch_size]))
         means = {}
         for name, values in scores.items():
             values = torch.cat(values)
-            means[name] = values.mean().item()
+            means[name] = values.nanmean().item()
             for group in self.buckets.unique().tolist():
-                means[f"{name}/{self.group}{group}"] = values[self.buckets == group].mean().item()
+                means[f"{name}/{self.group}{group}"] = values[self.buckets == group].nanmean().item()
         return means
 
     def results(self, model: PConvUNet, device: torch.device, cases: slice) -> Tensor:
