@@ -8,10 +8,11 @@ images and generated masks (data loading does not count; see ``data_loading.py``
 Rows: the pixel terms only (valid, hole, tv) and the paper's full loss (with VGG-16 to
 pool3). Columns:
 
-* **old**: what ``pconv train`` did before: fp32, contiguous U-Net, VGG on the whole image;
+* **old**: what ``pconv train`` did before: fp32, contiguous U-Net, VGG (channels-last)
+  on the whole image;
 * **new**: today's default on this machine: ``training_compute("auto", ...)`` (bf16
-  autocast where the CPU has native bf16, channels-last on AVX2/AVX-512) and VGG on
-  ``--vgg-crop``-pixel windows around holes (``TrainConfig.vgg_crop``'s default).
+  autocast where the CPU has native bf16, a channels-last U-Net with AVX-512) and VGG
+  on ``--vgg-crop``-pixel windows around holes (``TrainConfig.vgg_crop``'s default).
 
 Settings take turns step by step, so that the machine's drift hits them alike; times are
 medians. The ratios at the bottom are the issue's targets: new full / old full (speed-up),
@@ -61,7 +62,6 @@ def make_step(setting: Setting, args: argparse.Namespace, vgg: VGG16Features) ->
     images, masks = (t.contiguous(memory_format=setting.memory_format) for t in (images, masks))
 
     def step() -> None:
-        vgg.to(memory_format=setting.memory_format)
         with torch.autocast("cpu", dtype=setting.dtype, enabled=setting.dtype != torch.float32):
             output, _ = model(images * masks, masks)
             total = criterion(output, images, masks)["total"]
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per setting (default 5)")
     parser.add_argument("--vgg-crop", type=int, default=DEFAULT_VGG_CROP, help="the new column's window")
     parser.add_argument("--vgg-crops", type=int, nargs="*", default=[],
-                        help="also time the full loss with these windows (0 = whole image) at the new precision")  # fmt: skip
+                        help="also time the full loss with these windows (0 = whole image)")  # fmt: skip
     parser.add_argument("--vgg-weights", help="VGG weights file (default: random, same cost)")
     args = parser.parse_args()
     vgg = load_vgg16_features(args.vgg_weights) if args.vgg_weights else VGG16Features()

@@ -109,7 +109,7 @@ def cpu_description() -> str:
 
 @dataclass(frozen=True)
 class ComputeChoice:
-    """How a training run computes: autocast dtype and memory format, and why."""
+    """How a training run computes: autocast dtype and the U-Net's memory format, and why."""
 
     dtype: torch.dtype
     memory_format: torch.memory_format
@@ -142,9 +142,11 @@ def training_compute(
       first release).
     * CPU: ``auto`` is bf16 autocast where the processor computes bf16 natively (one of
       :data:`NATIVE_BF16_FLAGS`; there bf16 makes a training step 1.2–2× faster, and
-      VGG-16 2–3×), fp32 elsewhere (emulated bf16 is slower than fp32). Channels-last
-      on x86 processors with AVX2 or AVX-512, where oneDNN's channels-last convolutions
-      make a step 1.5–1.7× faster; contiguous elsewhere.
+      VGG-16 2–3×), fp32 elsewhere (emulated bf16 is slower than fp32). The U-Net is
+      channels-last on processors with AVX-512 (a step 1.5–1.7× faster on AMD Zen 4 and
+      Intel Xeons) and contiguous elsewhere (on an AVX2-only EPYC its forward+backward
+      was 1.15× slower channels-last; docs/performance.md). VGG-16 is always
+      channels-last (:class:`~pconv.losses.VGG16Features`), faster on both.
     * Other devices (MPS): precision as :func:`autocast_dtype`, contiguous.
 
     Args:
@@ -156,12 +158,12 @@ def training_compute(
         return ComputeChoice(autocast_dtype(precision, device), torch.contiguous_format, device.type)
     flags = cpu_flags() if flags is None else frozenset(flags)
     native = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
-    vectors = [flag for flag in ("avx512f", "avx2") if flag in flags]
+    wide = "avx512f" in flags
     if precision == "auto":
         dtype = torch.bfloat16 if native else torch.float32
     else:
         dtype = autocast_dtype(precision, device)
     reasons = [f"CPU has {native[0]}: native bf16" if native else "CPU without native bf16"]
-    reasons.append(f"{vectors[0]}: channels-last convolutions" if vectors else "no AVX2")
-    memory_format = torch.channels_last if vectors else torch.contiguous_format
+    reasons.append("AVX-512: channels-last U-Net" if wide else "no AVX-512: contiguous U-Net")
+    memory_format = torch.channels_last if wide else torch.contiguous_format
     return ComputeChoice(dtype, memory_format, "; ".join(reasons))

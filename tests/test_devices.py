@@ -15,7 +15,7 @@ CPU = torch.device("cpu")
     [
         ({"avx2", "avx512f", "amx_bf16", "amx_tile"}, torch.bfloat16, torch.channels_last),  # Xeon with AMX
         ({"avx2", "avx512f", "avx512_bf16"}, torch.bfloat16, torch.channels_last),  # Zen 4, Cooper Lake
-        ({"avx2", "fma"}, torch.float32, torch.channels_last),  # AVX2-only EPYC: emulated bf16 is slow
+        ({"avx2", "fma"}, torch.float32, torch.contiguous_format),  # AVX2-only EPYC: both are slower there
         ({"avx2", "avx512f"}, torch.float32, torch.channels_last),  # Skylake-SP: AVX-512 without bf16
         ({"asimd", "fphp"}, torch.float32, torch.contiguous_format),  # an Arm CPU
         (set(), torch.float32, torch.contiguous_format),  # nothing known

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pconv.cli import main
+from pconv.eval import detail
 from pconv.eval.baselines import MissingDependencyError, get_baseline
 from pconv.eval.benchmark import get_method, grid_cases
 from pconv.eval.cases import Case, load_case, paired_cases, seeded_cases
@@ -103,6 +106,10 @@ def test_a_baseline_through_evaluate_is_exactly_the_direct_call(dataset, capsys)
             metrics.structural_similarity(truth, composite, channel_axis=-1, data_range=255), abs=1e-9
         )
         assert float(row["hole_ratio"]) == pytest.approx(hole.mean())
+        as_batch = [torch.tensor(a).permute(2, 0, 1)[None].double() for a in (composite, truth)]
+        expected = detail(*as_batch, torch.from_numpy(hole)[None, None]).item()
+        assert float(row["detail"]) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+    assert any(not math.isnan(float(row["detail"])) for row in rows)
 
 
 def test_reports_agree_with_the_per_image_rows(dataset, capsys):
@@ -117,6 +124,8 @@ def test_reports_agree_with_the_per_image_rows(dataset, capsys):
     printed = capsys.readouterr().out
     assert printed.strip() == (dataset / "table.md").read_text().strip()
     assert "| telea |" in printed and "(0.01, 0.1] border" in printed and "**SSIM ↑**" in printed
+    assert "**Detail in the hole (truth = 1)**" in printed
+    assert "| method | 1 px | 2 px | 3 px | 4-8 px | >8 px |" in printed
 
     rows, results = read_rows(dataset / "cases.csv"), json.loads((dataset / "table.json").read_text())
     assert results["cases"] == 20 and results["command"].startswith("pconv evaluate --images")
@@ -125,7 +134,15 @@ def test_reports_agree_with_the_per_image_rows(dataset, capsys):
             chosen = [float(r["psnr"]) for r in rows if r["method"] == method and r["bucket"] == bucket]
             assert results["results"][method][bucket]["psnr"] == pytest.approx(np.mean(chosen))
             assert results["results"][method][bucket]["count"] == len(chosen)
+            details = [float(r["detail"]) for r in rows if r["method"] == method and r["bucket"] == bucket]
+            defined = [value for value in details if not math.isnan(value)]
+            assert results["results"][method][bucket]["detail_count"] == len(defined)
+            assert results["results"][method][bucket]["detail"] == (
+                pytest.approx(np.mean(defined)) if defined else None
+            )
         assert results["results"][method]["1/border"]["count"] == 4
+        band = [float(r["l1_band_1"]) for r in rows if r["method"] == method]
+        assert results["results"][method]["all"]["l1_band_1"] == pytest.approx(np.nanmean(band))
     with Image.open(dataset / "grid.png") as grid:
         assert grid.size == (4 * SIZE, 20 + 4 * SIZE)  # input, telea, ns, truth; one row per bucket
 

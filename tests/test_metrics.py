@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pconv.eval import detail, l1_percent, psnr, ssim
+from pconv.eval import BORDER_BANDS, border_band_l1, detail, l1_percent, psnr, ssim
 
 
 def as_batch(*images: np.ndarray) -> torch.Tensor:
@@ -118,3 +118,20 @@ def test_detail_is_nan_where_it_is_undefined_and_holes_at_the_image_border_are_n
     assert detail(flat, truth, corner).item() == 0.0
     values = detail(torch.cat([truth, flat]), torch.cat([truth, truth]), torch.cat([corner, corner]))
     assert values.tolist() == [1.0, 0.0] and values.dtype == torch.float64
+
+
+def test_border_bands_split_the_hole_by_distance_from_the_nearest_known_pixel():
+    hole = square_hole(size=40, start=5, stop=35)  # 30 px: distances 1 to 15 from the border
+    truth = torch.zeros(1, 3, 40, 40, dtype=torch.float64)
+    rows, columns = torch.meshgrid(torch.arange(40), torch.arange(40), indexing="ij")
+    distance = torch.minimum(torch.minimum(rows - 4, 35 - rows), torch.minimum(columns - 4, 35 - columns))
+    prediction = (distance.clamp(min=0) / 100).double().expand(1, 3, 40, 40)  # error = distance %
+    bands = border_band_l1(prediction, truth, hole)[0]
+    assert [name for name, _, _ in BORDER_BANDS] == ["1", "2", "3", "4-8", ">8"]
+    assert bands[:3].tolist() == pytest.approx([1.0, 2.0, 3.0])
+    ring = {d: (30 - 2 * (d - 1)) ** 2 - (30 - 2 * d) ** 2 for d in range(1, 16)}  # pixels at distance d
+    middle = sum(d * ring[d] for d in range(4, 9)) / sum(ring[d] for d in range(4, 9))
+    deep = sum(d * ring[d] for d in range(9, 16)) / sum(ring[d] for d in range(9, 16))
+    assert bands[3].item() == pytest.approx(middle) and bands[4].item() == pytest.approx(deep)
+    small = border_band_l1(prediction, truth, square_hole(size=40, start=10, stop=14))[0]  # 4 px: bands 1-2
+    assert not math.isnan(small[1]) and all(math.isnan(v) for v in small[2:].tolist())

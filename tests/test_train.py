@@ -389,12 +389,12 @@ def test_the_compute_choice_follows_the_cpu_and_is_printed_and_recorded(
     monkeypatch.setattr("pconv.devices.cpu_flags", lambda: frozenset({"avx2"}))
     train(TrainConfig.from_dict(tiny_settings(images, tmp_path / "avx2", steps=2)))
     compute = json.loads((tmp_path / "avx2/config.json").read_text())["compute"]
-    assert compute["precision"] == "fp32" and compute["memory_format"] == "channels_last"
+    assert compute["precision"] == "fp32" and compute["memory_format"] == "contiguous"
     # A resumed run decides again, on the machine it runs on.
-    monkeypatch.setattr("pconv.devices.cpu_flags", lambda: frozenset())
+    monkeypatch.setattr("pconv.devices.cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     resume(tmp_path / "avx2", {"steps": 3})
     compute = json.loads((tmp_path / "avx2/config.json").read_text())["compute"]
-    assert compute["precision"] == "fp32" and compute["memory_format"] == "contiguous"
+    assert compute["precision"] == "bf16 autocast" and compute["memory_format"] == "channels_last"
 
 
 def test_caffe_vgg_weights_default_to_the_rescaled_paper_weights(tmp_path, images):

@@ -1,5 +1,5 @@
 """Evaluation: image-quality metrics, classical baselines and the per-bucket benchmark."""
 
-from pconv.eval.metrics import detail, l1_percent, psnr, ssim
+from pconv.eval.metrics import BORDER_BANDS, border_band_l1, detail, l1_percent, psnr, ssim
 
-__all__ = ["detail", "l1_percent", "psnr", "ssim"]
+__all__ = ["BORDER_BANDS", "border_band_l1", "detail", "l1_percent", "psnr", "ssim"]

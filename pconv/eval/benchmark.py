@@ -2,16 +2,21 @@
 
 Every method's output is composited (known pixels from the ground truth, holes from
 the method) and scored against the ground truth on the 0–255 scale: L1 in % of 255,
-PSNR in dB with peak 255 and the MSE over all pixels and channels, and SSIM as
-scikit-image's ``structural_similarity(..., channel_axis=-1, data_range=255)``.
-Tables hold the mean over the cases of each bucket (and, on request, each border
-category).
+PSNR in dB with peak 255 and the MSE over all pixels and channels, SSIM as
+scikit-image's ``structural_similarity(..., channel_axis=-1, data_range=255)``, and
+detail (:func:`pconv.eval.detail`: the fill's luma gradient over the hole eroded by
+4 px, as a fraction of the truth's; 1 for the truth). Tables hold the mean over the
+cases of each bucket (and, on request, each border category); detail's mean leaves out
+the cases where it is undefined (holes thinner than 9 px), and the JSON counts them.
+A last table gives each method's L1 by distance from the hole border
+(:func:`pconv.eval.border_band_l1`), over all cases: seams show in its first columns.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +27,7 @@ import torch
 
 from pconv.eval.baselines import get_baseline
 from pconv.eval.cases import Case, load_case
-from pconv.eval.metrics import l1_percent, psnr, ssim
+from pconv.eval.metrics import BORDER_BANDS, border_band_l1, detail, l1_percent, psnr, ssim
 from pconv.masks.buckets import BUCKETS
 
 __all__ = [
@@ -39,7 +44,14 @@ __all__ = [
 ]
 
 #: Name, heading and number format of each metric, in table order.
-METRICS = (("l1", "L1 (%) ↓", "{:.2f}"), ("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"))
+METRICS = (
+    ("l1", "L1 (%) ↓", "{:.2f}"),
+    ("psnr", "PSNR (dB) ↑", "{:.2f}"),
+    ("ssim", "SSIM ↑", "{:.3f}"),
+    ("detail", "Detail in the hole (truth = 1)", "{:.2f}"),
+)
+#: Record fields of the L1 (%) in each of :data:`~pconv.eval.metrics.BORDER_BANDS`.
+BAND_FIELDS = ("l1_band_1", "l1_band_2", "l1_band_3", "l1_band_4_8", "l1_band_over_8")
 
 #: A method inpaints a batch: uint8 ``(H, W, 3)`` images and bool holes → uint8 images.
 Method = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], list[np.ndarray]]
@@ -58,6 +70,12 @@ class Record:
     l1: float
     psnr: float
     ssim: float
+    detail: float  # NaN where the eroded hole is empty
+    l1_band_1: float  # L1 (%) of the hole pixels 1 px from the border; NaN where there are none
+    l1_band_2: float
+    l1_band_3: float
+    l1_band_4_8: float
+    l1_band_over_8: float
 
 
 def get_method(name: str, device: str | None = None) -> Method:
@@ -72,15 +90,19 @@ def get_method(name: str, device: str | None = None) -> Method:
     return lambda images, holes: [baseline(image, hole) for image, hole in zip(images, holes, strict=True)]
 
 
-def score(truth: np.ndarray, composite: np.ndarray) -> dict[str, np.ndarray]:
-    """Metrics of ``composite`` against ``truth``, both uint8 ``(N, H, W, 3)``: one float64
-    value per image and metric."""
+def score(truth: np.ndarray, composite: np.ndarray, holes: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics of ``composite`` against ``truth``, both uint8 ``(N, H, W, 3)``, with bool
+    ``holes`` ``(N, H, W)``: one float64 value per image and metric."""
     prediction = torch.from_numpy(composite).permute(0, 3, 1, 2).double()
     target = torch.from_numpy(truth).permute(0, 3, 1, 2).double()
-    return {
+    scores = {
         name: function(prediction, target, data_range=255.0).numpy()
         for name, function in (("l1", l1_percent), ("psnr", psnr), ("ssim", ssim))
     }
+    hole = torch.from_numpy(holes)[:, None]
+    bands = border_band_l1(prediction, target, hole, data_range=255.0).numpy()
+    scores |= dict(zip(BAND_FIELDS, bands.T, strict=True))
+    return scores | {"detail": detail(prediction, target, hole).numpy()}
 
 
 def evaluate(
@@ -113,7 +135,7 @@ def evaluate(
             for name, method in methods.items():
                 outputs = np.stack(method(list(truth), list(holes)))
                 composites = np.where(holes[..., None], outputs, truth)  # known pixels from the truth
-                scores = score(truth, composites)
+                scores = score(truth, composites, holes)
                 for row, i in enumerate(offsets):
                     case = batch[i]
                     values = {metric: float(scores[metric][row]) for metric in scores}
@@ -128,7 +150,9 @@ def evaluate(
 
 
 def summarize(records: Iterable[Record], by_border: bool = False) -> dict:
-    """Mean scores: ``{method: {column: {"l1", "psnr", "ssim", "count"}}}``.
+    """Mean scores: ``{method: {column: {"count", "l1", "psnr", "ssim", "detail", "detail_count",
+    "l1_band_1", …}}}`` (``detail_count``: the cases that define detail; the band means
+    are over the cases with pixels in the band).
 
     Columns are ``"1"``–``"6"`` (buckets) and ``"all"``; with ``by_border``, also
     ``"1/border"``, ``"1/no border"``, … for each bucket.
@@ -149,8 +173,12 @@ def summarize(records: Iterable[Record], by_border: bool = False) -> dict:
 
 
 def _means(rows: list[Record]) -> dict[str, float]:
-    means = {metric: float(np.mean([getattr(row, metric) for row in rows])) for metric, _, _ in METRICS}
-    return {"count": len(rows), **means}
+    means = {}
+    for metric in [name for name, _, _ in METRICS] + list(BAND_FIELDS):
+        values = np.array([getattr(row, metric) for row in rows])
+        defined = values[~np.isnan(values)]
+        means[metric] = float(defined.mean()) if len(defined) else math.nan
+    return {"count": len(rows), **means, "detail_count": sum(not math.isnan(row.detail) for row in rows)}
 
 
 def _column_order(column: str) -> tuple:
@@ -171,10 +199,25 @@ def markdown_report(summary: dict, *, command: str | None = None, cases: int | N
         lines += [f"**{title}**", "", "| method | " + " | ".join(headings) + " |"]
         lines.append("|---" * (len(columns) + 1) + "|")
         for method, by_column in summary.items():
-            cells = [number.format(by_column[c][metric]) if c in by_column else "—" for c in columns]
+            cells = [_cell(by_column.get(c, {}).get(metric, math.nan), number) for c in columns]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _band_table(summary))
+
+
+def _band_table(summary: dict) -> list[str]:
+    """L1 by distance from the hole border, over all cases: a row per method."""
+    bands = [f"{name} px" for name, _, _ in BORDER_BANDS]
+    lines = ["**L1 (%) ↓ by distance from the hole border, all cases**", ""]
+    lines += ["| method | " + " | ".join(bands) + " |", "|---" * (len(bands) + 1) + "|"]
+    for method, by_column in summary.items():
+        cells = [_cell(by_column["all"][field], "{:.2f}") for field in BAND_FIELDS]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _cell(value: float, number: str) -> str:
+    return "—" if math.isnan(value) else number.format(value)
 
 
 def _heading(column: str) -> str:
@@ -197,8 +240,16 @@ def write_per_image(records: Iterable[Record], path: str | Path) -> None:
 
 
 def write_json(summary: dict, path: str | Path, **context) -> None:
-    """``--json``: ``context`` (command, cases, ...) and the summary as ``"results"``."""
-    Path(path).write_text(json.dumps({**context, "results": summary}, indent=2) + "\n")
+    """``--json``: ``context`` (command, cases, ...) and the summary as ``"results"``; an
+    undefined mean (NaN) is written as ``null``."""
+    results = {
+        method: {
+            column: {k: None if v != v else v for k, v in means.items()}
+            for column, means in by_column.items()
+        }
+        for method, by_column in summary.items()
+    }
+    Path(path).write_text(json.dumps({**context, "results": results}, indent=2, allow_nan=False) + "\n")
 
 
 def grid_cases(cases: Sequence[Case]) -> list[int]:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["DETAIL_EROSION", "detail", "l1_percent", "psnr", "ssim"]
+__all__ = ["BORDER_BANDS", "DETAIL_EROSION", "border_band_l1", "detail", "l1_percent", "psnr", "ssim"]
 
 #: Pixels of the hole's rim that :func:`detail` leaves out (seams and halos are not detail).
 DETAIL_EROSION = 4
@@ -96,9 +96,39 @@ def detail(prediction: Tensor, target: Tensor, hole: Tensor, erosion: int = DETA
     return torch.where((count > 0) & (gradients[1] > 0), ratio, torch.full_like(ratio, float("nan")))
 
 
+#: Bands of hole pixels by distance from the nearest known pixel, ``(name, nearest, farthest)``
+#: in pixels (Chebyshev distance: a hole pixel touching a known one, diagonally too, is at 1).
+BORDER_BANDS = (("1", 1, 1), ("2", 2, 2), ("3", 3, 3), ("4-8", 4, 8), (">8", 9, None))
+
+
+def border_band_l1(prediction: Tensor, target: Tensor, hole: Tensor, data_range: float = 1.0) -> Tensor:
+    """Mean absolute error (% of ``data_range``) in each of :data:`BORDER_BANDS`: ``(N, 5)``.
+
+    Seams and halos along the hole's border show in the first bands; the deep inside of
+    large holes in the last. Outside the image counts as hole (as for :func:`detail`).
+    A band with no pixel in an image is ``NaN``.
+
+    Args:
+        hole: ``(N, 1, H, W)``, nonzero = hole.
+    """
+    prediction, target = _pair(prediction, target)
+    error = (prediction - target).abs().mean(dim=1, keepdim=True) / data_range * 100  # (N, 1, H, W)
+    bands = []
+    for _, nearest, farthest in BORDER_BANDS:
+        band = _eroded_hole(hole, nearest - 1)
+        if farthest is not None:
+            band = band - _eroded_hole(hole, farthest)
+        count = band.sum(dim=(1, 2, 3))
+        mean = (error * band).sum(dim=(1, 2, 3)) / count
+        bands.append(torch.where(count > 0, mean, torch.full_like(mean, float("nan"))))
+    return torch.stack(bands, dim=1)
+
+
 def _eroded_hole(hole: Tensor, erosion: int) -> Tensor:
     """``(N, 1, H, W)`` float64, 1 where every pixel within ``erosion`` (Chebyshev) is hole."""
     known = (hole == 0).double()
+    if erosion == 0:
+        return 1 - known
     near_known = F.max_pool2d(known, 2 * erosion + 1, stride=1, padding=erosion)  # pads with -inf
     return 1 - near_known
 

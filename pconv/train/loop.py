@@ -132,10 +132,7 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.model.to(memory_format=self.compute.memory_format)
-        vgg = _build_vgg(config)
-        if vgg is not None:
-            vgg.to(memory_format=self.compute.memory_format)
-        self.criterion = InpaintingLoss(vgg, config.loss, config.vgg_crop).to(device)
+        self.criterion = InpaintingLoss(_build_vgg(config), config.loss, config.vgg_crop).to(device)
         # The perceptual and style weights as used (the paper's in the VGG's convention
         # where not given), so that config.json and the checkpoints state them.
         self.config = config = replace(config, loss=self.criterion.weights)
@@ -320,7 +317,7 @@ class Trainer:
         save_png(grid, samples / f"step_{self.step:07d}.png")
         tqdm.write(
             f"validation at step {self.step}: L1 {scores['l1']:.3f}%  PSNR {scores['psnr']:.2f} dB  "
-            f"SSIM {scores['ssim']:.4f}  detail {scores['detail']:.3f}"
+            f"SSIM {scores['ssim']:.4f}" + (f"  detail {scores['detail']:.3f}" if "detail" in scores else "")
         )
         if scores["psnr"] > self.best_psnr:
             self.best_psnr = scores["psnr"]

@@ -95,10 +95,10 @@ class ValidationSet:
 
     @torch.no_grad()
     def evaluate(self, model: PConvUNet, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-        """Mean L1 (%), PSNR, SSIM and detail in holes of the results over all cases and
-        per bucket or scale (keys ``l1``, ``psnr``, ``ssim``, ``detail``, ``psnr/bucket3``
-        or ``psnr/x4`` …). Detail (:func:`~pconv.eval.detail`) is the mean over the cases
-        that define it, NaN where none does (holes too thin to erode)."""
+        """Mean L1 (%), PSNR, SSIM and (inpainting) detail in holes of the results over all
+        cases and per bucket or scale (keys ``l1``, ``psnr``, ``ssim``, ``detail``,
+        ``psnr/bucket3`` or ``psnr/x4`` …). Detail (:func:`~pconv.eval.detail`) is the
+        mean over the cases that define it, NaN where none does (holes too thin to erode)."""
         scores = defaultdict(list)
         for first in range(0, len(self.images), batch_size):
             results = self.results(model, device, slice(first, first + batch_size))
@@ -106,7 +106,8 @@ class ValidationSet:
             scores["l1"].append(l1_percent(results, targets))
             scores["psnr"].append(psnr(results, targets))
             scores["ssim"].append(ssim(results, targets))
-            scores["detail"].append(detail(results, targets, 1 - self.masks[first : first + batch_size]))
+            if self.canvases is None:  # super-resolution's one-pixel holes have no eroded interior
+                scores["detail"].append(detail(results, targets, 1 - self.masks[first : first + batch_size]))
         means = {}
         for name, values in scores.items():
             values = torch.cat(values)
