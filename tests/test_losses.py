@@ -174,6 +174,10 @@ def test_windows_are_centred_on_hole_pixels_and_stay_inside_the_image():
     spread = torch.ones(1, 1, 64, 64)
     spread[..., :8, :8] = spread[..., -8:, -8:] = 0  # two holes: both get drawn
     drawn = {tuple(hole_windows(spread, 16)[0].tolist()) for _ in range(40)}
+    seeded = [
+        hole_windows(spread.expand(8, -1, -1, -1), 16, torch.Generator().manual_seed(3)) for _ in range(2)
+    ]
+    assert torch.equal(*seeded)  # a seeded generator draws the same windows
     assert {(0, 0), (48, 48)} <= drawn and drawn <= {(r, c) for r in range(4) for c in range(4)} | {
         (48 - r, 48 - c) for r in range(4) for c in range(4)
     }

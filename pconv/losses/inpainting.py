@@ -102,10 +102,10 @@ def hole_total_variation(image: Tensor, mask: Tensor) -> Tensor:
     return (horizontal.sum() + vertical.sum()) / image.numel()
 
 
-def hole_windows(mask: Tensor, size: int) -> Tensor:
+def hole_windows(mask: Tensor, size: int, generator: torch.Generator | None = None) -> Tensor:
     """The top-left corners ``(N, 2)`` (row, column) of one ``size``² window per image,
-    centred on a hole pixel drawn uniformly (torch's global generator), moved inside
-    the image where the centre is near a border.
+    centred on a hole pixel drawn uniformly with ``generator`` (default: torch's global
+    one; on ``mask``'s device), moved inside the image where the centre is near a border.
 
     ``mask`` is ``(N, 1, H, W)`` with 1 = known; an image without a hole gets a window
     centred on any pixel.
@@ -113,7 +113,7 @@ def hole_windows(mask: Tensor, size: int) -> Tensor:
     height, width = mask.shape[-2:]
     hole = (mask[:, 0] < 0.5).flatten(1).float()  # (N, H·W)
     hole[hole.sum(1) == 0] = 1  # no hole: any pixel
-    centres = torch.multinomial(hole, 1).squeeze(1)
+    centres = torch.multinomial(hole, 1, generator=generator).squeeze(1)
     rows = (centres // width - size // 2).clamp(0, height - size)
     columns = (centres % width - size // 2).clamp(0, width - size)
     return torch.stack([rows, columns], dim=1)
@@ -145,9 +145,10 @@ class InpaintingLoss(nn.Module):
             style terms are computed (:func:`hole_windows`), or 0 (or a size not
             smaller than the image) for the paper's whole image.
 
-    ``forward(output, target, mask)`` takes the network output and the ground truth,
-    RGB ``(N, 3, H, W)`` in [0, 1], and ``mask`` ``(N, 1, H, W)`` with 1 = known,
-    and returns float32 scalars ``valid``, ``hole``, ``perceptual``, ``style``,
+    ``forward(output, target, mask, generator=None)`` takes the network output and the
+    ground truth, RGB ``(N, 3, H, W)`` in [0, 1], ``mask`` ``(N, 1, H, W)`` with 1 =
+    known, and the generator that draws the windows (default: torch's global one), and
+    returns float32 scalars ``valid``, ``hole``, ``perceptual``, ``style``,
     ``tv`` (unweighted) and ``total`` (weighted sum). With both the perceptual and the
     style weight 0, VGG does not run and those two terms are left out of the result.
     """
@@ -166,7 +167,9 @@ class InpaintingLoss(nn.Module):
         self.vgg, self.vgg_crop = vgg, vgg_crop
         self.weights = weights.for_vgg(vgg.convention.feature_scale if vgg is not None else 1.0)
 
-    def forward(self, output: Tensor, target: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, output: Tensor, target: Tensor, mask: Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         output, target, mask = output.float(), target.float(), mask.float()
         composite = mask * target + (1 - mask) * output
         terms = {
@@ -174,20 +177,25 @@ class InpaintingLoss(nn.Module):
             "hole": F.l1_loss((1 - mask) * output, (1 - mask) * target),
         }
         if self.weights.uses_vgg:
-            terms |= self._feature_terms(output, target, composite, mask)
+            terms |= self._feature_terms(output, target, composite, mask, generator)
         terms["tv"] = hole_total_variation(composite, mask)
         weights = asdict(self.weights)
         terms["total"] = sum(weights[name] * value for name, value in terms.items())
         return terms
 
     def _feature_terms(
-        self, output: Tensor, target: Tensor, composite: Tensor, mask: Tensor
+        self,
+        output: Tensor,
+        target: Tensor,
+        composite: Tensor,
+        mask: Tensor,
+        generator: torch.Generator | None,
     ) -> dict[str, Tensor]:
         """The perceptual and style terms (unweighted), on the whole images or on windows."""
         size = self.vgg_crop
         if 0 < size < min(output.shape[-2:]):
             output, target, composite = _crop_windows(
-                [output, target, composite], hole_windows(mask, size), size
+                [output, target, composite], hole_windows(mask, size, generator), size
             )
         with torch.no_grad():
             target_features = self.vgg(target)

@@ -133,6 +133,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.model.to(memory_format=self.compute.memory_format)
         self.criterion = InpaintingLoss(_build_vgg(config), config.loss, config.vgg_crop).to(device)
+        # Draws the loss's VGG windows, reseeded from (seed, step, rank) every step, so
+        # that a resumed run draws the same windows without a saved state.
+        self.window_generator = torch.Generator(device)
         # The perceptual and style weights as used (the paper's in the VGG's convention
         # where not given), so that config.json and the checkpoints state them.
         self.config = config = replace(config, loss=self.criterion.weights)
@@ -273,9 +276,13 @@ class Trainer:
         masks = masks.to(self.device, non_blocking=True, memory_format=memory_format)
         inputs = images * masks if canvases is None else canvases.to(self.device, memory_format=memory_format)
         model = self.ddp or self.model
+        context = self.context
+        self.window_generator.manual_seed(
+            self.config.seed * 1_000_003 + self.step * context.world_size + context.rank
+        )
         with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision != torch.float32):
             output, _ = model(inputs, masks)
-            terms = self.criterion(output, images, masks)
+            terms = self.criterion(output, images, masks, self.window_generator)
         total = terms["total"]
         if not all_ranks_true(bool(torch.isfinite(total)), self.device, self.context):
             values = ", ".join(f"{name} {value.item():.4g}" for name, value in terms.items())
