@@ -230,6 +230,25 @@ def test_save_checkpoint_error_type(tmp_path):
         save_checkpoint(tmp_path / "missing-folder" / "checkpoint.pt", {"step": 1})
 
 
+def test_a_checkpoint_with_damaged_bytes_is_refused_by_its_crc(tmp_path):
+    import zipfile
+
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {"step": 1, "model": {"w": torch.ones(4096)}})
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)  # the tensor's bytes
+    data = bytearray(path.read_bytes())
+    start = record.header_offset + 30 + len(record.filename.encode()) + len(record.extra)
+    data[start + 1000 : start + 1004] = b"\xff\xff\xff\x7f"  # a NaN where a 1.0 was
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"is damaged: its record .*/data/0 fails its CRC check"):
+        load_checkpoint(path)
+    resume_error = tmp_path / "run"
+    resume_error.mkdir()
+    (resume_error / "checkpoint.pt").write_bytes(data)
+    with pytest.raises(CheckpointError, match="is damaged"):
+        resume(resume_error)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

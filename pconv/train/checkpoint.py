@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import random
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +81,15 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`."""
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: the file is missing, not a pconv checkpoint, from a newer pconv,
+            or damaged: every record's CRC-32 is checked first, because torch reads
+            damaged tensor bytes without complaint.
+    """
     path = Path(path)
+    _check_crcs(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -95,3 +104,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint version {checkpoint['version']}; upgrade pconv to read it"
         )
     return checkpoint
+
+
+def _check_crcs(path: Path) -> None:
+    """Raise :class:`CheckpointError` if a record of the zip archive fails its CRC-32
+    (a file that is not a zip archive is left to ``torch.load`` to refuse)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+        return
+    if damaged is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its record {damaged} fails its CRC check "
+            "(a bad copy or disk); use another checkpoint"
+        )
