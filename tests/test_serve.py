@@ -157,7 +157,16 @@ BAD_INPUTS = {
         r"cannot read image 'photo\.png'.*trunc",
     ),
     "not an image": (lambda i, m: upload(b"%PDF-1.4 a document", m), 415, "not an image format"),
-    "corrupt mask": (lambda i, m: upload(encode(i), b"junk"), 400, r"cannot read mask 'mask\.png'"),
+    "corrupt mask": (
+        lambda i, m: upload(encode(i), m[: len(m) // 2]),
+        400,
+        r"cannot read mask 'mask\.png'.*trunc",
+    ),
+    "mask not an image": (
+        lambda i, m: upload(encode(i), b"%PDF-1.4 a document"),
+        415,
+        r"^cannot read mask 'mask\.png': not an image format pconv reads; send a PNG",
+    ),
     "size mismatch": (
         lambda i, m: upload(encode(i), mask_png(np.zeros((40, 64), bool))),
         400,
@@ -217,6 +226,19 @@ def test_request_body_limit(inpainter):
         )
         assert response.status_code == 413 and response.json()["detail"].endswith(f"{limit:,} bytes")
     assert inpainter.calls == 1
+
+
+def test_an_image_over_pillows_own_limit_is_a_413_in_pconvs_words(inpainter):
+    huge = io.BytesIO()
+    Image.new("1", (30000, 30000)).save(huge, "PNG")  # 900 M pixels in 112 kB: Pillow refuses it at open
+    with serve(inpainter) as client:
+        response = client.post("/api/inpaint", **upload(huge.getvalue(), mask_png(hole_of())))
+    assert response.status_code == 413
+    assert re.fullmatch(
+        r"image 'photo\.png' has more than [\d,]+ pixels, more than the limit of [\d,]+",
+        response.json()["detail"],
+    )
+    assert "decompression bomb" not in response.text
 
 
 def test_image_pixel_limit_is_checked_before_decoding(inpainter):

@@ -217,7 +217,15 @@ def read_picture(
         raise
     except UnidentifiedImageError as error:
         raise UnsupportedImageError(f"cannot read image {name}: not an image format pconv reads") from error
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        if max_pixels is None:
+            raise ImageReadError(f"cannot read image {name}: {error}") from error
+        # Pillow refuses images over twice its MAX_IMAGE_PIXELS at open, before pconv's own check.
+        raise ImageTooLargeError(
+            f"image {name} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, "
+            f"more than the limit of {max_pixels:,}"
+        ) from error
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"cannot read image {name}: {error}") from error
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "MaskConvention",
     "MaskError",
     "MaskSizeError",
+    "UnsupportedMaskError",
     "check_mask_size",
     "hole_from_image",
     "hole_to_mask",
@@ -55,6 +56,10 @@ class MaskError(ValueError):
 
 class MaskSizeError(MaskError):
     """A mask whose size differs from its image's."""
+
+
+class UnsupportedMaskError(MaskError):
+    """A mask file that is not in an image format pconv reads."""
 
 
 def hole_from_image(
@@ -87,7 +92,8 @@ def read_mask(
 
     Raises:
         MaskSizeError: the mask's size is not ``size``.
-        MaskError: the file is missing, unreadable or not a decodable image.
+        UnsupportedMaskError: the file is not in an image format pconv reads.
+        MaskError: the file is missing, unreadable or corrupt.
     """
     name = name or (str(file) if isinstance(file, str | Path) else "mask")
     try:
@@ -96,7 +102,9 @@ def read_mask(
                 check_mask_size(image.size, size, f"mask {name}")
             image.load()
             return hole_from_image(image, convention, channel)
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError as error:  # its text names the file object of an upload
+        raise UnsupportedMaskError(f"cannot read mask {name}: not an image format pconv reads") from error
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise MaskError(f"cannot read mask {name}: {error}") from error
 
 

@@ -40,7 +40,7 @@ from pconv import __version__
 from pconv.devices import precision_name
 from pconv.inference import Inpainter, Picture, read_picture
 from pconv.inference.pictures import ImageTooLargeError, UnsupportedImageError, encode_picture
-from pconv.masks.io import MaskChannel, MaskConvention, read_mask
+from pconv.masks.io import MaskChannel, MaskConvention, UnsupportedMaskError, read_mask
 from pconv.serve.queue import InferenceQueue, QueueFullError, Reservation
 
 __all__ = ["OUTPUT_FORMATS", "ServeLimits", "create_app"]
@@ -181,7 +181,7 @@ def _read_upload(
         hole = read_mask(_rewound(mask), convention, channel, name=_upload_name(mask), size=picture.size)
     except ImageTooLargeError as error:
         raise HTTPException(413, str(error)) from None
-    except UnsupportedImageError as error:
+    except (UnsupportedImageError, UnsupportedMaskError) as error:
         raise HTTPException(415, f"{error}; send a PNG, JPEG, WebP, TIFF or BMP file") from None
     except ValueError as error:  # ImageReadError, MaskError
         raise HTTPException(400, str(error)) from None
