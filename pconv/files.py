@@ -1,12 +1,13 @@
-"""Files: finding images in folders, and writing files atomically."""
+"""Files: finding images in folders, writing files atomically, and why a torch file did not load."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "list_image_files", "pair_by_stem"]
+__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "list_image_files", "pair_by_stem", "torch_load_reason"]
 
 #: File extensions read as images (lower case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -95,3 +96,18 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
         finally:
             os.close(folder)
     return path
+
+
+def torch_load_reason(error: Exception) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` refused a file.
+
+    torch's own text for a pickle with arbitrary objects advises ``weights_only=False``,
+    which would run code from the file; pconv never loads that way, so it says so instead.
+    """
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            "it holds Python objects other than tensors and plain data, which pconv never "
+            "loads (they could run code): it was not written by pconv, or it was altered"
+        )
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

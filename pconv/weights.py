@@ -134,11 +134,32 @@ def _load_safetensors(path: Path) -> tuple[PConvUNet, dict[str, str]]:
     metadata = read_metadata(path)
     model = _model_from_metadata(metadata, path)
     state = load_file(str(path))
-    try:
-        model.load_state_dict({key: value.to(model.state_dict()[key].dtype) for key, value in state.items()})
-    except (KeyError, RuntimeError) as error:
-        raise WeightsError(f"{path} does not fit its declared architecture: {error}") from None
+    expected = model.state_dict()
+    mismatch = _state_mismatch(state, expected)
+    if mismatch:
+        raise WeightsError(f"{path} does not fit its declared architecture: it {mismatch}")
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
     return model, metadata
+
+
+def _state_mismatch(state: dict, expected: dict) -> str | None:
+    """What keeps ``state`` from loading into a model whose state dict is ``expected``, in one
+    line (``lacks …; has unexpected …; has x of shape …``), or None."""
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{key} of shape {tuple(state[key].shape)} where {tuple(expected[key].shape)} is needed"
+        for key in sorted(set(state) & set(expected))
+        if state[key].shape != expected[key].shape
+    ]
+    problems = [f"lacks {listed(missing)}"] if missing else []
+    problems += [f"has unexpected tensors {listed(unexpected)}"] if unexpected else []
+    problems += [f"has {listed(shapes)}"] if shapes else []
+    return "; ".join(problems) or None
 
 
 def _load_checkpoint(path: Path) -> tuple[PConvUNet, dict[str, str]]:

@@ -224,7 +224,11 @@ def test_request_body_limit(inpainter):
         response = client.post(
             "/api/inpaint", content=chunks, headers={"content-type": "multipart/form-data; boundary=b"}
         )
-        assert response.status_code == 413 and response.json()["detail"].endswith(f"{limit:,} bytes")
+        assert response.status_code == 413
+        assert (
+            response.json()["detail"]
+            == f"the request body is larger than the server's limit of {limit:,} bytes"
+        )
     assert inpainter.calls == 1
 
 
@@ -373,6 +377,12 @@ def test_queue_runs_jobs_in_order_and_cancelled_waiting_jobs_never_run():
     first.result(10), third.result(10)
     queue.close()
     assert ran == ["first", "third"] and queue.pending == 0
+    single, gate = InferenceQueue(max_waiting=1), threading.Event()
+    running = single.reserve().submit(lambda: gate.wait(10))
+    waiting = single.reserve()
+    with pytest.raises(QueueFullError, match="the server is busy: 1 request is waiting for the model"):
+        single.reserve()
+    waiting.release(), gate.set(), running.result(10), single.close()
 
 
 def test_a_reservation_holds_its_place_until_released_or_its_job_is_done():

@@ -323,6 +323,14 @@ def test_unknown_config_keys_are_errors(tmp_path):
         TrainConfig.from_dict({"data": "d", "out": "o", "stage": 2})
 
 
+def test_resuming_with_fewer_steps_than_done_is_refused(tmp_path, images):
+    out = tmp_path / "run"
+    train(TrainConfig.from_dict(tiny_settings(images, out, steps=4)))
+    with pytest.raises(ConfigError, match=r"already at step 4, past --steps 2: give at least 4"):
+        resume(out, {"steps": 2})
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 4
+
+
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume"):
         resume(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -49,13 +50,37 @@ def test_foreign_safetensors_are_rejected(tmp_path):
         load_model(path)
 
 
-def test_mismatched_tensors_are_rejected(tmp_path):
+def test_mismatched_tensors_are_rejected_in_one_line(tmp_path):
+    from safetensors.torch import load_file
+
     path = save_weights(PConvUNet("tiny"), tmp_path / "m.safetensors")
-    metadata = read_metadata(path)
-    tensors = {"encoder.0.conv.weight": torch.zeros(1)}
-    save_file(tensors, path, metadata=metadata)
-    with pytest.raises(WeightsError, match="does not fit"):
+    metadata, tensors = read_metadata(path), load_file(path)
+    save_file({"encoder.0.conv.weight": torch.zeros(1)}, path, metadata=metadata)
+    with pytest.raises(WeightsError, match="does not fit") as refused:
         load_model(path)
+    assert "\n" not in str(refused.value)
+    assert re.search(r"it lacks decoder\.\S+, \S+, \S+ and \d+ more; has encoder\.0\.conv\.weight of shape "
+                     r"\(1,\) where \(8, 3, 7, 7\) is needed$", str(refused.value))  # fmt: skip
+    del tensors["decoder.4.conv.bias"]
+    save_file(tensors | {"extra.weight": torch.zeros(1)}, path, metadata=metadata)
+    with pytest.raises(
+        WeightsError, match=r"it lacks decoder\.4\.conv\.bias; has unexpected tensors extra\.weight$"
+    ):
+        load_model(path)
+
+
+def test_a_pickle_with_code_is_refused_without_torchs_advice(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "pconv-checkpoint", "model": Payload()}, path)
+    with pytest.raises(WeightsError) as refused:
+        load_model(path)
+    message = str(refused.value)
+    assert "never loads (they could run code)" in message and "weights_only" not in message
+    assert "\n" not in message
 
 
 def test_unknown_or_changed_presets_are_rejected(tmp_path):

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from pconv.files import torch_load_reason
+
 __all__ = [
     "CONVENTIONS",
     "TORCHVISION_VGG16_URL",
@@ -167,7 +169,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a bad file
-        raise VGGWeightsError(f"cannot read VGG weights {path}: {error}") from None
+        raise VGGWeightsError(f"cannot read VGG weights {path}: {torch_load_reason(error)}") from None
     if not isinstance(state, dict):
         raise VGGWeightsError(f"{path} is not a state dict")
     return state

@@ -304,6 +304,8 @@ class UploadLimit:
         return await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int | None) -> None:
-        size_text = f"{size:,} bytes" if size is not None else "more"
-        detail = f"the request is {size_text}, over the server's limit of {self.max_bytes:,} bytes"
+        if size is None:  # a chunked body, counted as it arrived
+            detail = f"the request body is larger than the server's limit of {self.max_bytes:,} bytes"
+        else:
+            detail = f"the request is {size:,} bytes, over the server's limit of {self.max_bytes:,} bytes"
         await JSONResponse({"detail": detail}, 413)(scope, receive, send)

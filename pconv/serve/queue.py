@@ -59,9 +59,10 @@ class InferenceQueue:
         """
         with self._lock:
             if self._pending > self.max_waiting:
+                waiting = self._pending - 1
                 raise QueueFullError(
-                    f"the server is busy: {self._pending - 1} requests are waiting for the model "
-                    f"(at most {self.max_waiting}); try again later",
+                    f"the server is busy: {waiting} request{' is' if waiting == 1 else 's are'} waiting "
+                    f"for the model (at most {self.max_waiting}); try again later",
                     self.retry_after(),
                 )
             self._pending += 1

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pconv.files import atomic_write
+from pconv.files import atomic_write, torch_load_reason
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -95,8 +95,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except Exception as error:  # a truncated or foreign file raises many types
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {torch_load_reason(error)}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a pconv training checkpoint")
     if checkpoint["version"] > CHECKPOINT_VERSION:

@@ -85,6 +85,11 @@ def resume(out: str | Path, overrides: dict | None = None) -> Path:
     # Runs from before vgg_crop existed computed VGG on the whole image.
     saved = {"vgg_crop": 0} | checkpoint["config"]
     config = TrainConfig.from_dict(saved).resumed_with(overrides or {})
+    if config.steps < checkpoint["step"]:
+        raise ConfigError(
+            f"the run in {out} is already at step {checkpoint['step']}, past --steps {config.steps}: "
+            f"give at least {checkpoint['step']} (more steps continue it)"
+        )
     return _run(replace(config, out=str(out)), checkpoint)
 
 
