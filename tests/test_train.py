@@ -176,6 +176,14 @@ def test_two_process_ddp_on_gloo_keeps_ranks_identical(tmp_path, images):
     assert "weights identical on all 2 processes" in result.stdout
     assert result.stdout.count("done at step 4") == 1  # rank 0 reports
     assert load_checkpoint(out / "checkpoint.pt")["images_seen"] == 16
+    # One process cannot take over a two-process run: the effective batch would change.
+    with pytest.raises(ConfigError, match="trained with 2 processes and is resumed with 1"):
+        resume(out, {"steps": 6})
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    del checkpoint["world_size"]  # as written before it was saved: told from the images seen
+    save_checkpoint(out / "checkpoint.pt", checkpoint)
+    with pytest.raises(ConfigError, match="torchrun --nproc-per-node 2 -m pconv train"):
+        resume(out, {"steps": 6})
 
 
 def test_stage_two_keeps_encoder_batch_norm_fixed(tmp_path, images):

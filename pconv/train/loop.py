@@ -114,6 +114,7 @@ class Trainer:
         self.out, self.device, self.context = Path(config.out), device, context
         init_model, self.images_before = None, 0  # images seen by the init model's training
         if checkpoint is not None:
+            _check_processes(checkpoint, context.world_size)
             self.images_before = checkpoint["images_before"]
         elif config.init is not None:
             init_model, metadata = load_weights(config.init)
@@ -349,6 +350,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "step": self.step,
                 "images_before": self.images_before,
+                "world_size": self.context.world_size,
                 "images_seen": self.images_seen,
                 "best_psnr": self.best_psnr,
                 "config": self.config.to_dict(),
@@ -405,6 +407,22 @@ class _Window:
         averages["images_per_s"] = (images_seen - self.images) / (time.perf_counter() - self.started)
         self._reset(images_seen)
         return averages
+
+
+def _check_processes(checkpoint: dict, world_size: int) -> None:
+    """Refuse to resume a run with another number of processes: the effective batch size,
+    the data order and the count of images seen would all change under it."""
+    saved = checkpoint.get("world_size")
+    if saved is None and checkpoint["step"] > 0:  # checkpoints from before it was saved
+        per_step = checkpoint["config"]["batch_size"] * checkpoint["step"]
+        saved = (checkpoint["images_seen"] - checkpoint["images_before"]) // per_step
+    if saved is not None and saved != world_size:
+        command = f"torchrun --nproc-per-node {saved} -m pconv train" if saved > 1 else "pconv train"
+        raise ConfigError(
+            f"this run was trained with {saved} process{'es' if saved > 1 else ''} and is resumed with "
+            f"{world_size}, which would change its effective batch size and data order; resume it "
+            f"with {command} ... --resume (or start a new run with --init from its weights)"
+        )
 
 
 def _default_workers(device: torch.device) -> int:
