@@ -343,6 +343,17 @@ def test_page_and_its_assets_come_from_the_package_only(inpainter):
         assert not re.search(r"https?://", text), f"{path.name} refers to another site"
 
 
+def test_api_docs_load_their_assets_from_the_server_itself(inpainter):
+    with serve(inpainter) as client:
+        pages = {name: client.get(name).text for name in ("/docs", "/redoc")}
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", pages["/docs"] + pages["/redoc"])
+        assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
+        assert any(asset.endswith("redoc.standalone.js") for asset in assets)
+        for asset in assets:
+            assert asset.startswith("/"), f"the docs load {asset} from another site"
+            assert client.get(asset).status_code == 200, asset
+
+
 def test_openapi_documents_the_form(inpainter):
     with serve(inpainter) as client:
         schema = client.get("/openapi.json").json()

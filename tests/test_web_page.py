@@ -301,3 +301,20 @@ def test_phone_viewport_fits_and_paints_with_touch(browser, server, tmp_path):
     assert page.get_attribute("#download", "aria-disabled") == "false"
     page.screenshot(path=tmp_path / "phone.png")
     context.close()
+
+
+def test_api_docs_render_the_operations_without_outside_requests(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    docs = context.new_page()
+    requested, errors = [], []
+    docs.on("request", lambda request: requested.append(request.url))
+    docs.on("pageerror", lambda error: errors.append(str(error)))
+    docs.goto(f"{server}/docs")
+    docs.wait_for_selector('.opblock-summary-path[data-path="/api/inpaint"]', timeout=30_000)
+    assert docs.locator(".opblock-post").count() == 1 and docs.locator(".opblock-get").count() >= 1
+    docs.locator(".opblock-post .opblock-summary").click()  # the form's fields are listed
+    docs.wait_for_selector("text=mask_convention")
+    context.close()
+    assert not errors, errors
+    foreign = [url for url in requested if not url.startswith((server, "blob:", "data:"))]
+    assert not foreign, f"the docs requested other sites: {foreign}"

@@ -8,7 +8,8 @@ Routes:
   ``webp``); answers the inpainted image. Known pixels come back unchanged (exactly, in
   PNG and WebP, which are written lossless).
 - ``GET /api/health``: version, model, device, limits and the number of pending requests.
-- ``GET /``: the web page (``pconv/serve/static``); ``/docs``: the OpenAPI docs.
+- ``GET /``: the web page (``pconv/serve/static``); ``/docs`` and ``/redoc``: the OpenAPI
+  docs, with Swagger UI and ReDoc served from the ``fastapi-offline`` package (no CDN).
 
 Every error is JSON ``{"detail": "<one readable sentence>"}``: 400 for a corrupt
 file, a mask of the wrong size or one that is all hole; 413 for a request body or an
@@ -32,6 +33,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,7 +96,9 @@ def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastA
         yield
         inference.close()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from its own package instead of a CDN,
+    # so /docs and /redoc work on a machine without internet access.
+    app = FastAPIOffline(
         title="pconv",
         version=__version__,
         summary="Image inpainting with partial convolutions: fill the holes of an image.",
