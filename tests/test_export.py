@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
 from PIL import Image
@@ -18,6 +16,12 @@ from pconv.export import ONNX_OPSET, ExportedUNet, ExportError, export_onnx, exp
 from pconv.inference.onnx_network import OnnxNetwork, OnnxRuntimeError
 from pconv.masks.generate import generate_mask
 from pconv.weights import load_model
+
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra: pip install 'pconv[onnx]'")
+onnxruntime = pytest.importorskip(
+    "onnxruntime", reason="the ONNX backend needs onnxruntime: pip install 'pconv[onnx]'"
+)
+pytestmark = pytest.mark.slow  # exporting takes tens of seconds; test_inpainter covers the torch path
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "coffee.png"
 

@@ -113,6 +113,7 @@ def test_a_tiny_model_overfits_a_handful_of_images(tmp_path, images):
     assert load_model(weights).preset == "tiny"
 
 
+@pytest.mark.slow  # processes killed and restarted; in-process resumes are tested below
 def test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run(tmp_path, images):
     steps = 24
     reference_out = tmp_path / "reference"
@@ -159,6 +160,7 @@ def test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run(tmp_path
         assert record["total"] == reference_record["total"]
 
 
+@pytest.mark.slow  # torchrun with two processes
 def test_two_process_ddp_on_gloo_keeps_ranks_identical(tmp_path, images):
     out = tmp_path / "ddp"
     settings = tiny_settings(images, out, steps=4, batch_size=2, log_every=2)

@@ -23,6 +23,8 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("fastapi", reason="pconv serve needs the serve extra: pip install 'pconv[serve]'")
 
+pytestmark = pytest.mark.slow  # a real server and Chromium; tests/test_serve.py covers the API in-process
+
 EXAMPLE = Path(__file__).parent.parent / "examples" / "coffee.png"
 CHROMIUM = os.environ.get("PCONV_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 #: Strokes in image pixels (the example is 600 × 400): a line across the cup, an L on the saucer.
