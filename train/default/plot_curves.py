@@ -6,9 +6,10 @@ Usage (from the repository root, needs matplotlib):
         -o docs/default_model_curves.png
 
 Left: the weighted training loss and its hole term (moving averages over each log
-interval), right: validation PSNR of the composite, both against images seen since the
-first step of stage 1. A vertical line marks where each later stage starts;
-``--reference telea=24.43`` draws a method's PSNR on the same validation crops.
+interval), middle: validation PSNR of the composite, right (for runs that log it): the
+detail in holes, all against images seen by the model. A vertical line marks where each
+later run starts; ``--reference telea=24.43`` draws a method's PSNR on the same
+validation crops, and ``--detail-reference telea=0.322`` its detail.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def read_records(run: Path) -> tuple[list[dict], list[dict]]:
     return train, val
 
 
-def plot(runs: list[Path], output: Path, references: dict[str, float]) -> None:
-    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+def plot(
+    runs: list[Path], output: Path, references: dict[str, float], detail_references: dict[str, float]
+) -> None:
+    figure, (loss_axis, psnr_axis, detail_axis) = plt.subplots(1, 3, figsize=(16, 4), constrained_layout=True)
     for stage, run in enumerate(runs, start=1):
         train, val = read_records(run)
         seen = [r["images_seen"] for r in train]
@@ -43,14 +46,20 @@ def plot(runs: list[Path], output: Path, references: dict[str, float]) -> None:
         loss_axis.plot(seen, [6 * r["hole"] for r in train], label=f"stage {stage}: 6 × hole")
         label = f"stage {stage} ({run.name})"
         psnr_axis.plot([r["images_seen"] for r in val], [r["psnr"] for r in val], "o-", label=label)
+        detailed = [r for r in val if "detail" in r]
+        detail_axis.plot(
+            [r["images_seen"] for r in detailed], [r["detail"] for r in detailed], "o-", label=label
+        )
         if stage > 1:
-            for axis in (loss_axis, psnr_axis):
+            for axis in (loss_axis, psnr_axis, detail_axis):
                 axis.axvline(seen[0], color="grey", linewidth=0.8, linestyle=":")
-    for name, value in references.items():
-        psnr_axis.axhline(value, color="black", linewidth=0.8, linestyle="--", label=name)
+    for axis, lines in ((psnr_axis, references), (detail_axis, detail_references)):
+        for name, value in lines.items():
+            axis.axhline(value, color="black", linewidth=0.8, linestyle="--", label=name)
     loss_axis.set(xlabel="images seen", ylabel="training loss", yscale="log", title="Training loss")
     psnr_axis.set(xlabel="images seen", ylabel="PSNR (dB)", title="Validation PSNR (composite)")
-    for axis in (loss_axis, psnr_axis):
+    detail_axis.set(xlabel="images seen", ylabel="detail (truth = 1)", title="Validation detail in holes")
+    for axis in (loss_axis, psnr_axis, detail_axis):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.savefig(output, dpi=110)
@@ -62,9 +71,12 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=PSNR",
                         help="a horizontal line on the PSNR plot, e.g. telea=24.43")  # fmt: skip
+    parser.add_argument("--detail-reference", action="append", default=[], metavar="NAME=DETAIL",
+                        help="a horizontal line on the detail plot, e.g. telea=0.322")  # fmt: skip
     args = parser.parse_args()
-    references = {name: float(value) for name, value in (item.split("=") for item in args.reference)}
-    plot(args.runs, args.output, references)
+    references, details = ({name: float(value) for name, value in (item.split("=") for item in given)}
+                           for given in (args.reference, args.detail_reference))  # fmt: skip
+    plot(args.runs, args.output, references, details)
 
 
 if __name__ == "__main__":
