@@ -736,6 +736,11 @@ def _add_serve_command(commands) -> None:
         help="seconds a request may wait for and use the model (default 120; 503/504 beyond)")  # fmt: skip
     add("--queue-size", type=int, default=8, metavar="N",
         help="requests that may wait while one is inpainted (default 8; 503 beyond)")  # fmt: skip
+    add("--max-uploads", type=int, default=16, metavar="N",
+        help="request bodies held at once: received, waiting or inpainted (default 16; 503 beyond, "
+        "before the body is read)")  # fmt: skip
+    add("--read-timeout", type=float, default=30.0, metavar="S",
+        help="close a connection whose request has sent no byte for S seconds (default 30)")  # fmt: skip
     serve.set_defaults(handler=_run_serve)
 
 
@@ -744,6 +749,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from pconv.serve import ServeLimits, create_app
+        from pconv.serve.connections import read_timeout_protocol
     except ImportError as error:
         raise CommandError(f"pconv serve needs {error.name}: pip install 'pconv[serve]'") from None
     from pconv.inference import Inpainter
@@ -753,12 +759,17 @@ def _run_serve(args: argparse.Namespace) -> int:
         max_image_pixels=args.max_image_pixels,
         request_timeout=args.request_timeout,
         queue_size=args.queue_size,
+        max_uploads=args.max_uploads,
     )
+    if args.read_timeout <= 0:
+        raise CommandError(f"--read-timeout must be positive, got {args.read_timeout}")
     inpainter = Inpainter(args.weights, args.device, precision=args.precision)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"pconv serve: {inpainter!r}")
     print(f"pconv serve: open http://{host}:{args.port}/ (API docs at /docs); Ctrl+C stops")
-    uvicorn.run(create_app(inpainter, limits), host=args.host, port=args.port, log_level="info")
+    app = create_app(inpainter, limits)
+    http = read_timeout_protocol(args.read_timeout)
+    uvicorn.run(app, host=args.host, port=args.port, http=http, log_level="info")
     return 0
 
 

@@ -256,7 +256,7 @@ def test_image_pixel_limit_is_checked_before_decoding(inpainter):
 
 def test_twenty_concurrent_requests_run_one_at_a_time_and_each_gets_its_own_result(inpainter):
     images, hole = [photo(seed=seed) for seed in range(20)], hole_of()
-    with serve(inpainter, queue_size=20) as client:
+    with serve(inpainter, queue_size=20, max_uploads=21) as client:
 
         def send(image):
             return client.post("/api/inpaint", **upload(encode(image), mask_png(hole)))
@@ -268,6 +268,21 @@ def test_twenty_concurrent_requests_run_one_at_a_time_and_each_gets_its_own_resu
     for image, response in zip(images, responses, strict=True):
         expected = inpainter.inpaint(Picture(image.copy()), hole).pixels
         np.testing.assert_array_equal(decode(response.content), expected)
+
+
+def test_uploads_held_at_once_are_bounded_and_the_next_gets_503_before_its_body_is_read(inpainter):
+    inpainter.gate.clear()
+    with serve(inpainter, queue_size=8, max_uploads=2) as client, ThreadPoolExecutor(2) as pool:
+        request = upload(encode(photo()), mask_png(hole_of()))
+        held = [pool.submit(client.post, "/api/inpaint", **request) for _ in range(2)]
+        wait_until(lambda: client.get("/api/health").json()["pending"] == 2)  # GETs are not uploads
+        refused = client.post("/api/inpaint", **request)
+        inpainter.gate.set()
+        statuses = [future.result().status_code for future in held]
+        assert client.post("/api/inpaint", **request).status_code == 200  # places are given back
+    assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["detail"] == "the server is busy: it holds 2 uploads, its limit; try again later"
+    assert statuses == [200, 200] and inpainter.calls == 3
 
 
 def wait_until(condition, timeout=10.0):
@@ -325,6 +340,7 @@ def test_health_describes_version_model_device_and_limits(inpainter):
         "max_image_pixels": 4096 * 4096,
         "request_timeout": 120.0,
         "queue_size": 3,
+        "max_uploads": 16,
     }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -71,12 +72,17 @@ class ServeLimits:
         request_timeout: seconds a request may wait for and use the model (503 if it
             was still waiting, 504 if inpainting itself took that long).
         queue_size: requests allowed to wait while one is inpainted (503 beyond).
+        max_uploads: requests with a body that the server holds at once, being received,
+            waiting or being inpainted; more get 503 with ``Retry-After`` before their
+            body is read. With ``max_upload_bytes`` it bounds the memory uploads can take,
+            whatever the number of clients.
     """
 
     max_upload_bytes: int = 50 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     request_timeout: float = 120.0
     queue_size: int = 8
+    max_uploads: int = 16
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -104,7 +110,12 @@ def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastA
         summary="Image inpainting with partial convolutions: fill the holes of an image.",
         lifespan=lifespan,
     )
-    app.add_middleware(UploadLimit, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(
+        UploadLimit,
+        max_bytes=limits.max_upload_bytes,
+        max_bodies=limits.max_uploads,
+        retry_after=inference.retry_after,
+    )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)
@@ -272,21 +283,37 @@ async def _server_error(request: Request, error: Exception) -> JSONResponse:
 
 
 class UploadLimit:
-    """ASGI middleware: request bodies over ``max_bytes`` get a 413 before the app sees them.
+    """ASGI middleware bounding request bodies: their size and how many are held at once.
 
-    A declared ``Content-Length`` over the limit is refused at once; otherwise the body
-    is read (at most ``max_bytes`` + 1 bytes) and handed on to the app.
+    A declared ``Content-Length`` over ``max_bytes`` gets a 413 at once; a body that grows
+    over it while it arrives (chunked) gets a 413 then. While ``max_bodies`` requests with
+    a body are held (received, waiting or being inpainted), another gets a 503 with
+    ``Retry-After`` (``retry_after()`` seconds) before its body is read. A body is read
+    whole, then handed on to the app.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, max_bodies: int, retry_after: Callable[[], int]) -> None:
+        self.app, self.max_bytes, self.max_bodies, self.retry_after = app, max_bytes, max_bodies, retry_after
+        self.held = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(scope, receive, send, int(declared))
+        if not (declared.isdigit() and int(declared) > 0) and b"transfer-encoding" not in headers:
+            return await self.app(scope, receive, send)  # no body (GET /api/health, the page)
+        if self.held >= self.max_bodies:
+            return await self._busy(scope, receive, send)
+        self.held += 1
+        try:
+            return await self._read_then_call(scope, receive, send)
+        finally:
+            self.held -= 1
+
+    async def _read_then_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, more = bytearray(), True
         while more:
             message = await receive()
@@ -296,16 +323,22 @@ class UploadLimit:
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
                 return await self._refuse(scope, receive, send, None)
-        replayed = False
+        pending = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+        del body  # one copy of the body, handed over once
 
         async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return pending.pop() if pending else await receive()
 
         return await self.app(scope, replay, send)
+
+    async def _busy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        held = self.held
+        detail = (
+            f"the server is busy: it holds {held} upload{'' if held == 1 else 's'}, its limit; "
+            "try again later"
+        )
+        headers = {"Retry-After": str(self.retry_after())}
+        await JSONResponse({"detail": detail}, 503, headers=headers)(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int | None) -> None:
         if size is None:  # a chunked body, counted as it arrived
