@@ -788,13 +788,14 @@ def _device_description(device) -> str:
 def _run_info(args: argparse.Namespace) -> int:
     import torch
 
-    from pconv.devices import cpu_description
+    from pconv.devices import cpu_description, training_compute
     from pconv.models import get_preset, list_presets
 
     print(f"pconv   {_package_version()}")
     print(f"torch   {torch.__version__}")
     print(f"python  {platform.python_version()} ({sys.executable})")
     print(f"cpu     {cpu_description()}")
+    print(f"train   on the CPU: {training_compute('auto', torch.device('cpu')).describe()}")
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             print(f"cuda:{index}  {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})")

@@ -36,6 +36,8 @@ def test_info_reports_versions_devices_and_presets(capsys):
     assert f"torch   {torch.__version__}" in out
     assert "cuda" in out and "mps" in out
     assert "paper  depth 8, widths 64,128,256,512,512,512,512,512" in out
+    assert "native bf16: " in out  # the processor, and what pconv train picks on it
+    assert "train   on the CPU: " in out and ("fp32, " in out or "bf16 autocast, " in out)
 
 
 def test_missing_command_is_an_error(capsys):
