@@ -3,17 +3,11 @@
 Mask convention of the tensor API: 1 = known pixel, 0 = hole.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from pconv.functional import composite, pad_to_multiple
 from pconv.inference import Inpainter, Upscaler
 from pconv.layers import PartialConv2d
 from pconv.models import PConvUNet, UNetConfig, list_presets
-
-try:
-    __version__ = version("pconv")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+from pconv.version import __version__
 
 __all__ = [
     "Inpainter",

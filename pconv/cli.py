@@ -9,15 +9,9 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-
-def _package_version() -> str:
-    try:
-        return version("pconv")
-    except PackageNotFoundError:
-        return "0+unknown"
+from pconv.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pconv",
         description="Image inpainting with partial convolutions (Liu et al., ECCV 2018).",
     )
-    parser.add_argument("--version", action="version", version=f"pconv {_package_version()}")
+    parser.add_argument("--version", action="version", version=f"pconv {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     info = commands.add_parser("info", help="show versions, devices and model presets")
@@ -791,7 +785,7 @@ def _run_info(args: argparse.Namespace) -> int:
     from pconv.devices import cpu_description, training_compute
     from pconv.models import get_preset, list_presets
 
-    print(f"pconv   {_package_version()}")
+    print(f"pconv   {__version__}")
     print(f"torch   {torch.__version__}")
     print(f"python  {platform.python_version()} ({sys.executable})")
     print(f"cpu     {cpu_description()}")

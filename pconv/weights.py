@@ -16,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from pconv.checkpoints import CheckpointError, load_checkpoint
 from pconv.files import atomic_write
 from pconv.models import PConvUNet, get_preset
+from pconv.version import __version__
 
 __all__ = [
     "DEFAULT_SUPERRES_WEIGHTS",
@@ -75,8 +77,6 @@ def save_weights(
     ``metadata`` values are stored as strings (dicts and lists as JSON).
     """
     from safetensors.torch import save
-
-    from pconv import __version__
 
     tensors = {
         key: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
@@ -163,8 +163,6 @@ def _state_mismatch(state: dict, expected: dict) -> str | None:
 
 
 def _load_checkpoint(path: Path) -> tuple[PConvUNet, dict[str, str]]:
-    from pconv.train.checkpoint import CheckpointError, load_checkpoint
-
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError as error:

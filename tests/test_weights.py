@@ -104,3 +104,25 @@ def test_unreadable_files_are_clear_errors(tmp_path, name):
         path.write_bytes(b"\x00garbage" * 10)
     with pytest.raises(WeightsError, match=str(path.name)):
         load_model(path)
+
+
+def test_loading_a_checkpoint_for_inference_does_not_import_the_training_code(tmp_path):
+    import subprocess
+    import sys
+
+    from pconv.train.checkpoint import save_checkpoint
+
+    model = PConvUNet("tiny")
+    path = save_checkpoint(
+        tmp_path / "checkpoint.pt",
+        {"model": model.state_dict(), "model_config": model.config, "step": 3, "images_seen": 12},
+    )
+    script = (
+        "import sys\n"
+        "from pconv import Inpainter\n"
+        f"Inpainter({str(path)!r}, 'cpu')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pconv.train')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -39,12 +39,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pconv import __version__
 from pconv.devices import precision_name
 from pconv.inference import Inpainter, Picture, read_picture
 from pconv.inference.pictures import ImageTooLargeError, UnsupportedImageError, encode_picture
 from pconv.masks.io import MaskChannel, MaskConvention, UnsupportedMaskError, read_mask
 from pconv.serve.queue import InferenceQueue, QueueFullError, Reservation
+from pconv.version import __version__
 
 __all__ = ["OUTPUT_FORMATS", "ServeLimits", "create_app"]
 
