@@ -68,8 +68,8 @@ def test_fixed_size_export_runs_at_its_size_and_says_so_for_others(tiny_weights,
     path = export_onnx(load_model(tiny_weights), tmp_path / "fixed.onnx", size=(64, 96))
     network = OnnxNetwork(path)
     image, mask = real_batch(3, 64, 96)
-    assert network(image, mask).shape == (3, 3, 64, 96)  # any batch
-    assert network(*real_batch(1, 50, 90)).shape == (1, 3, 50, 90)  # padded to 64×96, cropped back
+    assert network(image, mask)[0].shape == (3, 3, 64, 96)  # any batch
+    assert network(*real_batch(1, 50, 90))[0].shape == (1, 3, 50, 90)  # padded to 64×96, cropped back
     with pytest.raises(OnnxRuntimeError, match=r"exported for 64x96 inputs, but this image needs 96x96"):
         network(*real_batch(1, 70, 96))
 
@@ -125,6 +125,24 @@ def test_inpaint_with_onnxruntime_matches_the_torch_backend(onnx_file, tiny_weig
     assert np.abs(ours - theirs).max() <= 1
     np.testing.assert_array_equal(ours[~hole], original[~hole])
     assert (ours[hole] != original[hole]).any()
+
+
+def test_both_backends_give_an_inpainter_the_same_attributes(onnx_file, tiny_weights):
+    torch_backend = Inpainter(tiny_weights, "cpu")
+    onnx_backend = Inpainter(backend="onnxruntime", onnx=onnx_file)
+    for inpainter in (torch_backend, onnx_backend):
+        assert (inpainter.model.preset, inpainter.model.depth) == ("tiny", 5)
+        assert inpainter.weights.is_file() and isinstance(inpainter.metadata, dict)
+        assert (inpainter.device.type, inpainter.dtype) == ("cpu", torch.float32)
+    assert (torch_backend.backend, onnx_backend.backend) == ("torch", "onnxruntime")
+    assert onnx_backend.weights == onnx_file and onnx_backend.metadata["pconv_preset"] == "tiny"
+    assert repr(onnx_backend).startswith(
+        f"Inpainter(onnx={str(onnx_file)!r}, backend='onnxruntime', preset='tiny'"
+    )
+    image, mask = real_batch(1, 64, 64)
+    torch.testing.assert_close(
+        onnx_backend.predict(image, mask), torch_backend.predict(image, mask), atol=2e-5, rtol=0
+    )
 
 
 def test_missing_optional_packages_are_named(monkeypatch, tiny_weights, tmp_path, onnx_file):

@@ -69,6 +69,15 @@ class Inpainter:
             ``weights``, with the same pre- and post-processing.
         onnx: the ONNX file of the ``onnxruntime`` backend.
 
+    Attributes:
+        backend: ``"torch"`` or ``"onnxruntime"``.
+        model: the network: a :class:`~pconv.PConvUNet`, or with the onnxruntime backend
+            an :class:`~pconv.inference.onnx_network.OnnxNetwork`; both have ``preset``
+            and ``depth`` and are called as ``model(image, mask) -> (output, _)``.
+        weights: the file the network came from (the weights, or the ONNX file).
+        metadata: that file's metadata (``images_seen``, ``pconv_preset``, ...).
+        device, dtype: where the network runs and its autocast dtype (float32 = none).
+
     Raises:
         WeightsError: the weights file is missing or unreadable, or (``weights=None``)
             no default model is installed.
@@ -91,24 +100,25 @@ class Inpainter:
     ) -> None:
         _check_backend(backend, weights, onnx, compile)
         check_window_settings(max_pixels, context)
-        self.max_pixels, self.context = max_pixels, context
-        self.onnx = OnnxNetwork(onnx) if backend == "onnxruntime" else None
-        if self.onnx is not None:
+        self.max_pixels, self.context, self.backend = max_pixels, context, backend
+        self.model: PConvUNet | OnnxNetwork
+        if backend == "onnxruntime":
+            self.model = self._network = OnnxNetwork(onnx)
+            self.weights, self.metadata = self.model.path, dict(self.model.metadata)
             self.device, self.dtype = torch.device("cpu"), torch.float32
             return
         self.weights = default_weights() if weights is None else Path(weights)
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(precision, self.device)
         model, self.metadata = load_weights(self.weights)
-        self.model: PConvUNet = model.to(self.device).eval()
+        self.model = model.to(self.device).eval()
         self._network = torch.compile(self.model) if compile else self.model
 
     def __repr__(self) -> str:
-        if self.onnx is not None:
-            return f"Inpainter(backend='onnxruntime', onnx={str(self.onnx.path)!r})"
+        file = "onnx" if self.backend == "onnxruntime" else "weights"
         return (
-            f"Inpainter(weights={str(self.weights)!r}, preset={self.model.preset!r}, "
-            f"depth={self.model.depth}, device={str(self.device)!r})"
+            f"Inpainter({file}={str(self.weights)!r}, backend={self.backend!r}, "
+            f"preset={self.model.preset!r}, depth={self.model.depth}, device={str(self.device)!r})"
         )
 
     def inpaint(
@@ -196,12 +206,9 @@ class Inpainter:
         ``image`` is ``(N, 3, H, W)`` in [0, 1] (holes may hold anything), ``mask``
         ``(N, 1, H, W)``, 1 = known, 0 = hole (the tensor convention of the model).
         """
-        if self.onnx is not None:
-            output = self.onnx(image, mask)
-        else:
-            image, mask = image.to(self.device), mask.to(self.device, torch.float32)
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                output, _ = self._network(image, mask)
+        image, mask = image.to(self.device), mask.to(self.device, torch.float32)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            output, _ = self._network(image, mask)
         return output.float().clamp_(0.0, 1.0).cpu()
 
     def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]], replace_known: bool) -> None:

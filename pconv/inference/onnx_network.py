@@ -23,9 +23,11 @@ class OnnxNetwork:
     """An ONNX file written by ``pconv export --format onnx``, run on the CPU by onnxruntime.
 
     Called like :class:`~pconv.PConvUNet` (``image`` ``(N, 3, H, W)`` in [0, 1] and
-    ``mask`` ``(N, 1, H, W)``, 1 = known, any H and W); returns the output ``(N, 3, H,
-    W)``. Inputs are padded with hole to the file's multiple and cropped back, exactly
-    as :meth:`pconv.PConvUNet.forward` does.
+    ``mask`` ``(N, 1, H, W)``, 1 = known, any H and W), and like it returns ``(output,
+    output_mask)``: the output ``(N, 3, H, W)`` and None (the exported graph has no
+    mask output). Inputs are padded with hole to the file's multiple and cropped back,
+    exactly as :meth:`pconv.PConvUNet.forward` does. ``preset`` and ``depth`` describe
+    the exported U-Net, as on a :class:`~pconv.PConvUNet`.
 
     Raises:
         OnnxRuntimeError: onnxruntime is not installed, the file cannot be read or has
@@ -51,8 +53,10 @@ class OnnxNetwork:
             raise OnnxRuntimeError(f"{self.path} was not written by `pconv export --format onnx`")
         self.multiple = int(self.metadata["pconv_multiple"])
         self.size = self.metadata.get("pconv_size", "dynamic")
+        self.preset = self.metadata.get("pconv_preset", "unknown")
+        self.depth = int(self.metadata.get("pconv_depth", 0))
 
-    def __call__(self, image: Tensor, mask: Tensor) -> Tensor:
+    def __call__(self, image: Tensor, mask: Tensor) -> tuple[Tensor, None]:
         height, width = image.shape[-2:]
         image, mask, (left, _, top, _) = pad_to_multiple(image.float(), mask.float(), self.multiple)
         padded = f"{image.shape[-2]}x{image.shape[-1]}"
@@ -63,7 +67,8 @@ class OnnxNetwork:
             )
         inputs = {"image": image.cpu().numpy(), "mask": mask.cpu().numpy()}
         (output,) = self.session.run(["output"], inputs)
-        return torch.from_numpy(np.ascontiguousarray(output))[..., top : top + height, left : left + width]
+        output = torch.from_numpy(np.ascontiguousarray(output))[..., top : top + height, left : left + width]
+        return output, None
 
     def __repr__(self) -> str:
         return f"OnnxNetwork({str(self.path)!r}, size={self.size!r})"

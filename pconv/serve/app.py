@@ -248,11 +248,9 @@ async def _result(future: Future, inference: InferenceQueue, timeout: float):
 
 
 def _model_description(inpainter: Inpainter) -> dict:
-    if inpainter.onnx is not None:
-        return {"backend": "onnxruntime", "file": inpainter.onnx.path.name}
     metadata = inpainter.metadata
     description = {
-        "backend": "torch",
+        "backend": inpainter.backend,
         "file": inpainter.weights.name,
         "preset": inpainter.model.preset,
         "depth": inpainter.model.depth,
