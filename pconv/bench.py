@@ -5,7 +5,7 @@ Every case runs three implementations with the same weights and inputs:
 - ``conv``: the same convolutions with no mask at all (for the U-Net: the same network
   with plain convolutions). This is the floor.
 - ``reference``: partial convolution as the popular implementations write it
-  (:func:`reference_partial_conv`): a mask with one channel per feature channel,
+  (:func:`pconv.reference.reference_partial_conv`): a mask with one channel per feature channel,
   convolved in every layer with a ``C_out×C_in×kh×kw`` kernel of ones.
 - ``pconv``: :class:`pconv.PartialConv2d` and :class:`pconv.PConvUNet`.
 
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv.layers import PartialConv2d
 from pconv.masks.generate import generate_mask
 from pconv.models import PConvUNet, get_preset
+from pconv.reference import plain_unet, reference_partial_conv, reference_unet
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -43,9 +43,7 @@ __all__ = [
     "Measurement",
     "NetworkCase",
     "format_table",
-    "plain_unet",
-    "reference_partial_conv",
-    "reference_unet",
+    "random_mask",
     "run_benchmark",
 ]
 
@@ -145,36 +143,6 @@ class Measurement:
         return statistics.median(t / f for t, f in zip(self.round_seconds, floor.round_seconds, strict=True))
 
 
-def reference_partial_conv(
-    x: Tensor, mask: Tensor, conv: nn.Conv2d, ones: Tensor | None = None, eps: float = 1e-8
-) -> tuple[Tensor, Tensor]:
-    """Partial convolution as the popular implementations write it (what pconv replaces).
-
-    Args:
-        x: ``(N, C_in, H, W)`` features.
-        mask: ``(N, C_in, H, W)``, one channel per feature channel, 1 = known.
-        conv: the convolution whose weights, bias and geometry are used.
-        ones: ``torch.ones_like(conv.weight)``, the mask-counting kernel (made if None).
-        eps: added to the counts before dividing, as those implementations do.
-
-    Returns ``(out, new_mask)`` with ``new_mask`` ``(N, C_out, H', W')``, one channel
-    per output channel: the mask is convolved with a full ``C_out×C_in×kh×kw`` kernel
-    of ones, the ratio divides by ``count + eps``, and the bias is subtracted and
-    added back. Equal to :class:`~pconv.PartialConv2d` up to the epsilon.
-    """
-    if ones is None:
-        ones = torch.ones_like(conv.weight, requires_grad=False)
-    with torch.no_grad():
-        count = F.conv2d(mask, ones, None, conv.stride, conv.padding, conv.dilation)
-        new_mask = count.clamp(0, 1)
-        ratio = ones[0].numel() / (count + eps) * new_mask
-    raw = F.conv2d(x * mask, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
-    if conv.bias is None:
-        return raw * ratio, new_mask
-    bias = conv.bias.view(1, -1, 1, 1)
-    return ((raw - bias) * ratio + bias) * new_mask, new_mask
-
-
 def random_mask(batch: int, channels: int, size: int, device: torch.device, seed: int = 0) -> Tensor:
     """``(batch, channels, size, size)`` float mask of irregular holes (hole-ratio bucket 3), 1 = known."""
     holes = [generate_mask(size, size, bucket=3, seed=seed + i) for i in range(batch * channels)]
@@ -269,61 +237,6 @@ def _network_runs(
         "pconv": lambda: model(image, mask)[0],
     }
     return _passes(forwards, list(model.parameters()), model=model)
-
-
-def plain_unet(model: PConvUNet, image: Tensor) -> Tensor:
-    """``model`` with every partial convolution run as a plain convolution (no masks)."""
-    return _unet_with(model, _plain_layer, image, None)
-
-
-def reference_unet(
-    model: PConvUNet,
-    image: Tensor,
-    mask: Tensor,
-    *,
-    ones: dict[PartialConv2d, Tensor] | None = None,
-    eps: float = 1e-8,
-) -> Tensor:
-    """``model``'s output computed the popular way (:func:`reference_partial_conv` in
-    every layer, masks with one channel per feature channel, concatenated at each skip).
-
-    ``image`` ``(N, 3, H, W)`` and ``mask`` ``(N, 1, H, W)`` (1 = known) need sides
-    that are a multiple of ``2**model.depth``. ``ones`` maps each layer to its kernel
-    of ones (made on every call if None).
-    """
-
-    def layer(conv: PartialConv2d, x: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-        return reference_partial_conv(x, m, conv, None if ones is None else ones[conv], eps)
-
-    return _unet_with(model, layer, image, mask.expand_as(image))
-
-
-def _plain_layer(conv: PartialConv2d, x: Tensor, mask: None) -> tuple[Tensor, None]:
-    return conv._conv_forward(x, conv.weight, conv.bias), None
-
-
-def _unet_with(model: PConvUNet, layer: Callable, image: Tensor, mask: Tensor | None) -> Tensor:
-    """``model``'s forward with each partial convolution replaced by ``layer(conv, x, mask)``.
-
-    The masks (unless ``None``) are concatenated along with the features at each skip
-    connection, as the popular implementations do; ``image`` needs no padding (sides a
-    multiple of ``2**depth``).
-    """
-    skips = [(image, mask)]
-    x, m = image, mask
-    for block in model.encoder:
-        x, m = layer(block.conv, x, m)
-        x = block.act(block.bn(x))
-        skips.append((x, m))
-    skips.pop()
-    for block in model.decoder:
-        skip_x, skip_m = skips.pop()
-        x = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skip_x], dim=1)
-        if m is not None:
-            m = torch.cat([F.interpolate(m, scale_factor=2.0, mode="nearest"), skip_m], dim=1)
-        x, m = layer(block.conv, x, m)
-        x = block.act(block.bn(x))
-    return x
 
 
 def _passes(

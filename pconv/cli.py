@@ -320,7 +320,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from pconv.eval import benchmark
+    from pconv.eval import inpainting
     from pconv.eval.cases import paired_cases, seeded_cases
     from pconv.files import list_image_files
     from pconv.masks.folder import scan_masks
@@ -330,7 +330,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         if not Path(path).parent.is_dir():
             raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist")
     names = [name.strip() for name in args.methods.split(",") if name.strip()]
-    methods = {name: benchmark.get_method(name, args.device) for name in names}
+    methods = {name: inpainting.get_method(name, args.device) for name in names}
     if args.pairs:
         cases = paired_cases(args.pairs, args.images, args.masks)[: args.limit]
     else:
@@ -340,19 +340,19 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         cases = seeded_cases(images, scan_masks(args.masks), args.seed)
     with tqdm(total=len(cases), desc="evaluating", unit="case") as bar:
         options = {"size": args.size, "batch_size": args.batch_size, "progress": bar.update}
-        records, kept = benchmark.evaluate(cases, methods, keep=benchmark.grid_cases(cases), **options)
-    summary = benchmark.summarize(records, args.by_border)
+        records, kept = inpainting.evaluate(cases, methods, keep=inpainting.grid_cases(cases), **options)
+    summary = inpainting.summarize(records, args.by_border)
     command = shlex.join(["pconv", *args.argv])
-    report = benchmark.markdown_report(summary, command=command, cases=len(cases))
+    report = inpainting.markdown_report(summary, command=command, cases=len(cases))
     print(report)
     if args.report:
         Path(args.report).write_text(report)
     if args.json:
-        benchmark.write_json(summary, args.json, command=command, cases=len(cases), seed=args.seed)
+        inpainting.write_json(summary, args.json, command=command, cases=len(cases), seed=args.seed)
     if args.per_image:
-        benchmark.write_per_image(records, args.per_image)
+        inpainting.write_per_image(records, args.per_image)
     if args.grid:
-        Image.fromarray(benchmark.comparison_grid(dict(sorted(kept.items())), names)).save(args.grid)
+        Image.fromarray(inpainting.comparison_grid(dict(sorted(kept.items())), names)).save(args.grid)
     return 0
 
 

@@ -18,11 +18,11 @@ from pconv.bench import (
     Measurement,
     NetworkCase,
     format_table,
-    plain_unet,
     run_benchmark,
 )
 from pconv.cli import main
 from pconv.models import PConvUNet
+from pconv.reference import plain_unet
 
 SMALL_LAYER = LayerCase(2, (16, 8), 16, 3, 1, 64)
 SMALL_NETWORK = NetworkCase("tiny", 2, 64)

@@ -16,8 +16,8 @@ from PIL import Image
 from pconv.cli import main
 from pconv.eval import detail
 from pconv.eval.baselines import MissingDependencyError, get_baseline
-from pconv.eval.benchmark import get_method, grid_cases
 from pconv.eval.cases import Case, load_case, paired_cases, seeded_cases
+from pconv.eval.inpainting import get_method, grid_cases
 from pconv.files import list_image_files
 from pconv.masks import generate_mask, write_mask
 from pconv.masks.folder import scan_masks

@@ -11,9 +11,10 @@ import torch
 from torch import Tensor
 
 from pconv import PartialConv2d
-from pconv.bench import random_mask, reference_partial_conv, reference_unet
+from pconv.bench import random_mask
 from pconv.layers import mask_update, partial_conv2d
 from pconv.models import PConvUNet
+from pconv.reference import reference_partial_conv, reference_unet
 
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-9}
 EXACT_EPS = 1e-14  # the reference's epsilon, small enough not to show at 1e-9

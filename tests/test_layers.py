@@ -13,7 +13,7 @@ from pconv import PartialConv2d
 from pconv.layers import mask_update
 
 
-def reference_partial_conv(
+def explicit_partial_conv(
     x: Tensor, mask: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation
 ) -> tuple[Tensor, Tensor]:
     """SPEC §1 window by window. ``mask`` is per channel, ``(N, C_in, H, W)``."""
@@ -68,7 +68,7 @@ def make_layer(c_in, c_out, kernel, stride, padding, dilation, bias, **kwargs) -
 
 def assert_matches_reference(layer: PartialConv2d, x: Tensor, mask: Tensor, per_channel_mask: Tensor) -> None:
     out, new_mask = layer(x, mask)
-    ref_out, ref_mask = reference_partial_conv(
+    ref_out, ref_mask = explicit_partial_conv(
         x, per_channel_mask, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation
     )
     torch.testing.assert_close(out, ref_out, rtol=1e-6, atol=1e-12)

@@ -1,4 +1,4 @@
-"""Evaluation: image-quality metrics, classical baselines and the per-bucket benchmark."""
+"""Evaluation: image-quality metrics, classical baselines, and scoring inpainting and upscaling."""
 
 from pconv.eval.metrics import BORDER_BANDS, border_band_l1, detail, l1_percent, psnr, ssim
 

@@ -251,16 +251,16 @@ class Trainer:
         progress = tqdm(
             total=config.steps, initial=self.step, disable=not self.context.is_main or None, unit="step"
         )
-        window = _Window(self.images_seen)
+        losses = _LossAverages(self.images_seen)
         try:
             for images, masks, *canvases in self.loader:
                 if self.step >= config.steps:
                     break
-                window.add(self._train_step(images, masks, *canvases))
+                losses.add(self._train_step(images, masks, *canvases))
                 self.step += 1
                 progress.update()
                 if self.step % config.log_every == 0 or self.step == config.steps:
-                    self._log_training(progress, window.close(self.images_seen))
+                    self._log_training(progress, losses.close(self.images_seen))
                 if config.val and (self.step % config.val_every == 0 or self.step == config.steps):
                     self._validate()
                 if self.step % config.checkpoint_every == 0 or self.step == config.steps:
@@ -386,7 +386,7 @@ class Trainer:
         return path
 
 
-class _Window:
+class _LossAverages:
     """Loss terms averaged over the steps since the last log, and images per second."""
 
     def __init__(self, images_seen: int) -> None:

@@ -1,4 +1,4 @@
-"""The benchmark: run methods on cases, score composites, and report per hole-ratio bucket.
+"""Evaluating inpainting: run methods on cases, score composites, and report per hole-ratio bucket.
 
 Every method's output is composited (known pixels from the ground truth, holes from
 the method) and scored against the ground truth on the 0–255 scale: L1 in % of 255,
