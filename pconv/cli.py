@@ -497,16 +497,6 @@ def _run_masks_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-# TrainConfig fields set by flags of the same name (dashes for underscores).
-_TRAIN_SETTINGS = (
-    "data", "val", "val_masks", "masks", "mask_convention", "out", "preset", "depth", "crop", "batch_size",
-    "steps", "lr", "lr_decay_steps", "stage", "init", "loss", "vgg_weights", "random_vgg", "vgg_crop", "seed",
-    "device",
-    "precision", "workers", "checkpoint_every", "val_every", "val_limit", "log_every", "export_dtype", "task",
-    "scales",
-)  # fmt: skip
-
-
 def _loss_weights(text: str) -> dict[str, float]:
     """``hole=6,style=120`` as a dict."""
     try:
@@ -581,7 +571,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from pconv.train import CheckpointError, TrainConfig, TrainingError, load_config_file, resume, train
 
     settings = load_config_file(args.config) if args.config else {}
-    settings |= {name: getattr(args, name) for name in _TRAIN_SETTINGS if getattr(args, name) is not None}
+    # Every TrainConfig field is set by the flag of the same name (dashes for underscores).
+    flags = {name: getattr(args, name) for name in TrainConfig.__dataclass_fields__}
+    settings |= {name: value for name, value in flags.items() if value is not None}
     try:
         if args.resume:
             if "out" not in settings:

@@ -126,3 +126,11 @@ def test_serve_checks_its_limits_before_loading_a_model(capsys, monkeypatch):
     assert "queue_size must be at least 0, got -1" in capsys.readouterr().err
     assert main(["serve", "--request-timeout", "0"]) == 2
     assert "request_timeout must be positive, got 0.0" in capsys.readouterr().err
+
+
+def test_every_training_setting_has_its_flag():
+    from pconv.cli import build_parser
+    from pconv.train import TrainConfig
+
+    parsed = vars(build_parser().parse_args(["train"]))
+    assert set(TrainConfig.__dataclass_fields__) <= set(parsed)
