@@ -31,7 +31,7 @@ class CheckpointError(RuntimeError):
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by :func:`pconv.train.checkpoint.save_checkpoint`.
 
     Raises:
         CheckpointError: the file is missing, not a pconv checkpoint, from a newer pconv,
@@ -57,13 +57,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def _check_crcs(path: Path) -> None:
     """Raise :class:`CheckpointError` if a record of the zip archive fails its CRC-32
-    (a file that is not a zip archive is left to ``torch.load`` to refuse)."""
+    (a missing file, or one that is not a zip archive, is left to ``torch.load`` to refuse)."""
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):  # missing, unreadable, not a zip
         return
     if damaged is not None:
         raise CheckpointError(

@@ -90,10 +90,8 @@ def detail(prediction: Tensor, target: Tensor, hole: Tensor, erosion: int = DETA
     """
     prediction, target = _pair(prediction, target)
     region = _eroded_hole(hole, erosion)[..., :-1, :-1]  # where forward differences exist
-    count = region.sum(dim=(1, 2, 3))
-    gradients = [(_gradient_magnitude(image) * region).sum(dim=(1, 2, 3)) for image in (prediction, target)]
-    ratio = gradients[0] / gradients[1]
-    return torch.where((count > 0) & (gradients[1] > 0), ratio, torch.full_like(ratio, float("nan")))
+    ours, truths = (_region_mean(_gradient_magnitude(image), region) for image in (prediction, target))
+    return torch.where(truths > 0, ours / truths, torch.full_like(ours, float("nan")))  # NaN > 0 is False
 
 
 #: Bands of hole pixels by distance from the nearest known pixel, ``(name, nearest, farthest)``
@@ -118,10 +116,16 @@ def border_band_l1(prediction: Tensor, target: Tensor, hole: Tensor, data_range:
         band = _eroded_hole(hole, nearest - 1)
         if farthest is not None:
             band = band - _eroded_hole(hole, farthest)
-        count = band.sum(dim=(1, 2, 3))
-        mean = (error * band).sum(dim=(1, 2, 3)) / count
-        bands.append(torch.where(count > 0, mean, torch.full_like(mean, float("nan"))))
+        bands.append(_region_mean(error, band))
     return torch.stack(bands, dim=1)
+
+
+def _region_mean(values: Tensor, region: Tensor) -> Tensor:
+    """Per image, the mean of ``values`` ``(N, 1, H, W)`` where ``region`` is 1: ``(N,)``,
+    NaN for an image whose region is empty."""
+    count = region.sum(dim=(1, 2, 3))
+    means = (values * region).sum(dim=(1, 2, 3)) / count
+    return torch.where(count > 0, means, torch.full_like(means, float("nan")))
 
 
 def _eroded_hole(hole: Tensor, erosion: int) -> Tensor:
