@@ -108,6 +108,8 @@ def _add_inpaint_command(commands) -> None:
     add("--backend", choices=("torch", "onnxruntime"), default="torch",
         help="onnxruntime: run the --onnx file on the CPU (pip install 'pconv[onnx]')")  # fmt: skip
     add("--onnx", metavar="FILE", help="ONNX model for --backend onnxruntime (pconv export --format onnx)")
+    add("--no-blend", dest="blend", action="store_false",
+        help="write the network's fill as it is, without blending it into the hole's border (the paper's form)")
     add_mask_convention_argument(inpaint)
     inpaint.set_defaults(handler=_run_inpaint)
 
@@ -124,7 +126,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
     inpainter = Inpainter(
         args.weights, args.device, precision=args.precision, compile=args.compile,
-        backend=args.backend, onnx=args.onnx, **windows,
+        backend=args.backend, onnx=args.onnx, blend=args.blend, **windows,
     )  # fmt: skip
     if args.image is not None:
         _inpaint_file(inpainter, *jobs[0], args)
@@ -299,7 +301,8 @@ def _add_evaluate_command(commands) -> None:
     add("--images", required=True, metavar="DIR", help="ground-truth images (searched recursively)")
     add("--masks", required=True, metavar="DIR", help="masks, 255 = hole (e.g. the NVIDIA test masks)")
     add("--methods", default="pconv,telea,ns", metavar="A,B,...",
-        help="from pconv (the default model), pconv:PATH, telea, ns, biharmonic, patchmatch")  # fmt: skip
+        help="from pconv (the default model), pconv:PATH, pconv-noblend[:PATH] (no border blending), "
+        "telea, ns, biharmonic, patchmatch")  # fmt: skip
     add("--pairs", metavar="FILE.csv", help="explicit pairs: CSV with columns image,mask (relative paths)")
     add("--seed", type=int, default=0, help="seed of the image-mask pairing (default 0)")
     add("--size", type=int, metavar="S", help="resize images (shorter side, Lanczos) and centre-crop to S×S")
@@ -542,7 +545,8 @@ def _add_train_command(commands) -> None:
     add("--loss-weights", dest="loss", type=_loss_weights, metavar="NAME=W,...",
         help="loss weights: valid, hole, perceptual, style, tv (default the paper's 1,6,0.05,120,0.1; "
         "with Caffe-convention VGG weights, whose features are ~58x larger, perceptual and style "
-        "default to 0.05/57.6 = 8.7e-4 and 120/57.6^2 = 0.036)")  # fmt: skip
+        "default to 0.05/57.6 = 8.7e-4 and 120/57.6^2 = 0.036), and border: an extra L1 term on "
+        "the hole pixels within 3 px of the border (not in the paper; default 0)")  # fmt: skip
     vgg = train.add_mutually_exclusive_group()
     vgg.add_argument("--vgg-weights", metavar="PATH", help="VGG weights: .safetensors, .pth or 'torchvision'")
     vgg.add_argument("--random-vgg", action="store_true", default=None, help="random VGG (smoke tests only)")

@@ -10,6 +10,7 @@ from PIL import Image
 import pconv
 from pconv import Inpainter
 from pconv.inference import EmptyMaskWarning
+from pconv.inference.blending import blend_into_border
 from pconv.masks import MaskError, MaskSizeError
 from pconv.weights import WeightsError
 
@@ -29,12 +30,17 @@ def blob(height=37, width=53):
     return hole
 
 
-def expected(model, image, hole):
-    """The composite computed by hand from the model: uint8 ``(H, W, 3)``."""
+def expected(model, image, hole, blend=True):
+    """The composite computed by hand from the model (its fill blended into the hole's
+    border unless ``blend`` is False): uint8 ``(H, W, 3)``."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy(~hole).float()[None, None]
     with torch.no_grad():
-        output, _ = model(x, torch.from_numpy(~hole).float()[None, None])
-    output = np.rint(output[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+        output, _ = model(x, mask)
+    output = output.clamp(0, 1)
+    if blend:
+        output = blend_into_border(x, output, mask)
+    output = np.rint(output[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     return np.where(hole[:, :, None], output, image)
 
 
@@ -44,6 +50,13 @@ def test_result_is_the_models_composite_with_known_pixels_untouched(inpainter, t
     assert result.dtype == np.uint8 and result.shape == image.shape
     np.testing.assert_array_equal(result, expected(tiny_model, image, hole))
     assert (result[hole] != image[hole]).any()
+
+
+def test_without_blending_the_result_is_the_networks_own_composite(tiny_weights, tiny_model):
+    image, hole = photo(), blob()
+    result = Inpainter(tiny_weights, device="cpu", blend=False).inpaint(image, hole)
+    np.testing.assert_array_equal(result, expected(tiny_model, image, hole, blend=False))
+    assert (result != Inpainter(tiny_weights, device="cpu").inpaint(image, hole)).any()
 
 
 def test_values_in_holes_do_not_matter(inpainter):

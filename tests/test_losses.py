@@ -16,6 +16,7 @@ from pconv.losses import (
     LossWeights,
     VGG16Features,
     VGGWeightsError,
+    border_band,
     gram_matrix,
     hole_total_variation,
     hole_windows,
@@ -333,3 +334,21 @@ def test_shared_caffe_weights_load_and_respond_to_images():
     pools = model(textured)
     assert [p.shape[1] for p in pools] == [64, 128, 256]
     assert (model(flat)[2] - pools[2]).abs().mean() > 0.1
+
+
+def test_border_term_weighs_only_the_band_along_the_hole_border():
+    mask = torch.ones(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 0  # an 8x8 hole: a 3 px band around a 2x2 centre
+    band = border_band(mask)
+    assert band.sum() == 64 - 4 and band[..., 7:9, 7:9].sum() == 0 and (band * mask).sum() == 0
+    target = torch.zeros(1, 3, 16, 16)
+    centre_only = torch.zeros_like(target)
+    centre_only[..., 7:9, 7:9] = 1.0  # wrong only where the band is not
+    along_border = torch.zeros_like(target)
+    along_border[..., 4, 4:12] = 1.0  # wrong only on the hole's first row
+    loss = InpaintingLoss(None, LossWeights(perceptual=0, style=0, border=2.0))
+    assert loss(centre_only, target, mask)["border"] == 0
+    terms = loss(along_border, target, mask)
+    assert terms["border"] == pytest.approx(8 * 3 / target.numel())
+    assert terms["total"] == pytest.approx(6 * terms["hole"] + 0.1 * terms["tv"] + 2 * terms["border"])
+    assert "border" not in InpaintingLoss(None, LossWeights(perceptual=0, style=0))(along_border, target, mask)

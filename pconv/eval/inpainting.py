@@ -79,12 +79,15 @@ class Record:
 
 
 def get_method(name: str, device: str | None = None) -> Method:
-    """``pconv`` (the default model), ``pconv:PATH`` (a weights or checkpoint file) or a
-    baseline name from :data:`pconv.eval.baselines.BASELINES`."""
-    if name == "pconv" or name.startswith("pconv:"):
+    """``pconv`` (the default model), ``pconv:PATH`` (a weights or checkpoint file),
+    ``pconv-noblend`` or ``pconv-noblend:PATH`` (the same without blending fills into the
+    holes' borders, see :mod:`pconv.inference.blending`) or a baseline name from
+    :data:`pconv.eval.baselines.BASELINES`."""
+    kind, _, path = name.partition(":")
+    if kind in ("pconv", "pconv-noblend"):
         from pconv.inference import Inpainter
 
-        inpainter = Inpainter(name.partition(":")[2] or None, device)
+        inpainter = Inpainter(path or None, device, blend=kind == "pconv")
         return lambda images, holes: inpainter.inpaint_batch(list(images), list(holes))
     baseline = get_baseline(name)
     return lambda images, holes: [baseline(image, hole) for image, hole in zip(images, holes, strict=True)]
@@ -281,7 +284,7 @@ def comparison_grid(kept: dict[int, dict[str, np.ndarray]], methods: Sequence[st
     header = Image.new("RGB", (width, 20), "white")
     draw = ImageDraw.Draw(header)
     tile = next(iter(kept.values()))["truth"].shape[1]
-    labels = [name if ":" not in name else f"pconv:{Path(name).name}" for name in methods]
+    labels = [name if ":" not in name else f"{name.partition(':')[0]}:{Path(name).name}" for name in methods]
     for column, label in enumerate(["input", *labels, "truth"]):
         draw.text((column * tile + 4, 4), label, fill="black")
     return np.concatenate([np.asarray(header), body])

@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from pconv.devices import autocast_dtype, resolve_device
+from pconv.inference.blending import blend_into_border
 from pconv.inference.onnx_network import OnnxNetwork
 from pconv.inference.pictures import Picture, picture_from_pil, picture_to_pil
 from pconv.inference.windows import check_window_settings, plan_windows
@@ -68,6 +69,10 @@ class Inpainter:
             ``onnx`` (from ``pconv export --format onnx``) on the CPU instead of
             ``weights``, with the same pre- and post-processing.
         onnx: the ONNX file of the ``onnxruntime`` backend.
+        blend: blend each fill into its hole's border with a smooth colour offset, so
+            that it meets the known pixels without a seam
+            (:mod:`pconv.inference.blending`); False gives the paper's composite of the
+            network's output.
 
     Attributes:
         backend: ``"torch"`` or ``"onnxruntime"``.
@@ -77,6 +82,7 @@ class Inpainter:
         weights: the file the network came from (the weights, or the ONNX file).
         metadata: that file's metadata (``images_seen``, ``pconv_preset``, ...).
         device, dtype: where the network runs and its autocast dtype (float32 = none).
+        blend: whether fills are blended into their holes' borders.
 
     Raises:
         WeightsError: the weights file is missing or unreadable, or (``weights=None``)
@@ -97,10 +103,11 @@ class Inpainter:
         compile: bool = False,
         backend: str = "torch",
         onnx: str | os.PathLike | None = None,
+        blend: bool = True,
     ) -> None:
         _check_backend(backend, weights, onnx, compile)
         check_window_settings(max_pixels, context)
-        self.max_pixels, self.context, self.backend = max_pixels, context, backend
+        self.max_pixels, self.context, self.backend, self.blend = max_pixels, context, backend, blend
         self.model: PConvUNet | OnnxNetwork
         if backend == "onnxruntime":
             self.model = self._network = OnnxNetwork(onnx)
@@ -118,7 +125,8 @@ class Inpainter:
         file = "onnx" if self.backend == "onnxruntime" else "weights"
         return (
             f"Inpainter({file}={str(self.weights)!r}, backend={self.backend!r}, "
-            f"preset={self.model.preset!r}, depth={self.model.depth}, device={str(self.device)!r})"
+            f"preset={self.model.preset!r}, depth={self.model.depth}, device={str(self.device)!r}, "
+            f"blend={self.blend})"
         )
 
     def inpaint(
@@ -211,11 +219,19 @@ class Inpainter:
             output, _ = self._network(image, mask)
         return output.float().clamp_(0.0, 1.0).cpu()
 
+    def _output(self, image: Tensor, mask: Tensor, replace_known: bool) -> Tensor:
+        """What is written into the picture: :meth:`predict`'s output, blended into the
+        holes' borders where :attr:`blend` asks and the known pixels stay."""
+        output = self.predict(image, mask)
+        if self.blend and not replace_known:
+            output = blend_into_border(image, output, mask)
+        return output
+
     def _inpaint_whole(self, group: list[tuple[Picture, np.ndarray]], replace_known: bool) -> None:
         """Fill same-size pictures in one network pass (in place)."""
         image = torch.stack([torch.from_numpy(picture.rgb()).permute(2, 0, 1) for picture, _ in group])
         mask = torch.cat([hole_to_mask(hole) for _, hole in group])
-        output = self.predict(image, mask).permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)
+        output = self._output(image, mask, replace_known).permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)
         everything = slice(None)
         for (picture, hole), rgb in zip(group, output, strict=True):
             written = np.ones_like(hole) if replace_known else hole
@@ -228,7 +244,8 @@ class Inpainter:
         for window in plan.windows:
             rows, columns = window.view.rows, window.view.columns
             image = torch.from_numpy(picture.rgb(rows, columns)).permute(2, 0, 1)[None]
-            output = self.predict(image, hole_to_mask(hole[rows, columns]))[0].permute(1, 2, 0).numpy()
+            mask = hole_to_mask(hole[rows, columns])
+            output = self._output(image, mask, replace_known)[0].permute(1, 2, 0).numpy()
             picture.set_rgb(rows, columns, plan.targets(window, written), output)
 
 

@@ -1,10 +1,12 @@
 """The paper's loss and the VGG-16 features it uses."""
 
 from pconv.losses.inpainting import (
+    BORDER_WIDTH,
     PAPER_PERCEPTUAL_WEIGHT,
     PAPER_STYLE_WEIGHT,
     InpaintingLoss,
     LossWeights,
+    border_band,
     gram_matrix,
     hole_total_variation,
     hole_windows,
@@ -18,6 +20,7 @@ from pconv.losses.vgg import (
 )
 
 __all__ = [
+    "BORDER_WIDTH",
     "CONVENTIONS",
     "PAPER_PERCEPTUAL_WEIGHT",
     "PAPER_STYLE_WEIGHT",
@@ -26,6 +29,7 @@ __all__ = [
     "LossWeights",
     "VGG16Features",
     "VGGWeightsError",
+    "border_band",
     "gram_matrix",
     "hole_total_variation",
     "hole_windows",

@@ -11,6 +11,11 @@ With ``M`` the mask (1 = known, 0 = hole), ``I_comp = M·I_gt + (1 − M)·I_out
   dilated by one pixel, divided by the number of elements of ``I_comp``;
 * ``total = 1·valid + 6·hole + 0.05·perceptual + 120·style + 0.1·tv``.
 
+Not in the paper, and weighted 0 by default: ``border = mean|B·(I_out − I_gt)|`` with
+``B`` the hole pixels at most :data:`BORDER_WIDTH` pixels from a known one
+(:func:`border_band`), an extra weight on the fill where it must meet the known
+pixels (MODEL_CARD.md, round 3: the seam along hole borders).
+
 The paper computes ``Ψ`` on the whole image. With ``vgg_crop`` > 0, the perceptual and
 style terms are computed on one square window per image centred on a random hole pixel
 (:func:`hole_windows`), the same window in ``I_out``, ``I_comp`` and ``I_gt``: that is
@@ -34,8 +39,10 @@ from pconv.losses.vgg import VGG16Features
 __all__ = [
     "PAPER_PERCEPTUAL_WEIGHT",
     "PAPER_STYLE_WEIGHT",
+    "BORDER_WIDTH",
     "InpaintingLoss",
     "LossWeights",
+    "border_band",
     "gram_matrix",
     "hole_total_variation",
     "hole_windows",
@@ -43,6 +50,9 @@ __all__ = [
 
 #: The paper's perceptual and style weights, for VGG features of torchvision-normalised input.
 PAPER_PERCEPTUAL_WEIGHT, PAPER_STYLE_WEIGHT = 0.05, 120.0
+
+#: Width in pixels of the band inside the holes that the ``border`` term weighs.
+BORDER_WIDTH = 3
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class LossWeights:
     VGG weights' input convention (:meth:`for_vgg`): divided by the convention's
     :attr:`~pconv.losses.InputConvention.feature_scale` and its square, about 8.7e-4
     and 0.036 for the Caffe weights, whose activations are about 58 times larger.
+    ``border`` weighs the extra term on the band inside the holes along their border
+    (not in the paper; 0 leaves it out).
     """
 
     valid: float = 1.0
@@ -60,6 +72,7 @@ class LossWeights:
     perceptual: float | None = None
     style: float | None = None
     tv: float = 0.1
+    border: float = 0.0
 
     @property
     def uses_vgg(self) -> bool:
@@ -100,6 +113,14 @@ def hole_total_variation(image: Tensor, mask: Tensor) -> Tensor:
     horizontal = (image[..., :, 1:] - image[..., :, :-1]).abs() * (region[..., :, 1:] * region[..., :, :-1])
     vertical = (image[..., 1:, :] - image[..., :-1, :]).abs() * (region[..., 1:, :] * region[..., :-1, :])
     return (horizontal.sum() + vertical.sum()) / image.numel()
+
+
+def border_band(mask: Tensor, width: int = BORDER_WIDTH) -> Tensor:
+    """The hole pixels at most ``width`` pixels (in the max norm) from a known pixel:
+    ``(N, 1, H, W)`` float, 1 in the band, from ``mask`` ``(N, 1, H, W)`` with 1 = known."""
+    known = mask.float()
+    near_known = F.max_pool2d(known, kernel_size=2 * width + 1, stride=1, padding=width)
+    return near_known * (1 - known)
 
 
 def hole_windows(mask: Tensor, size: int, generator: torch.Generator | None = None) -> Tensor:
@@ -149,8 +170,9 @@ class InpaintingLoss(nn.Module):
     ground truth, RGB ``(N, 3, H, W)`` in [0, 1], ``mask`` ``(N, 1, H, W)`` with 1 =
     known, and the generator that draws the windows (default: torch's global one), and
     returns float32 scalars ``valid``, ``hole``, ``perceptual``, ``style``,
-    ``tv`` (unweighted) and ``total`` (weighted sum). With both the perceptual and the
-    style weight 0, VGG does not run and those two terms are left out of the result.
+    ``tv``, ``border`` (unweighted) and ``total`` (weighted sum). With both the perceptual
+    and the style weight 0, VGG does not run and those two terms are left out of the
+    result; so is ``border`` when its weight is 0.
     """
 
     def __init__(
@@ -179,6 +201,9 @@ class InpaintingLoss(nn.Module):
         if self.weights.uses_vgg:
             terms |= self._feature_terms(output, target, composite, mask, generator)
         terms["tv"] = hole_total_variation(composite, mask)
+        if self.weights.border:
+            band = border_band(mask)
+            terms["border"] = F.l1_loss(band * output, band * target)
         weights = asdict(self.weights)
         terms["total"] = sum(weights[name] * value for name, value in terms.items())
         return terms
