@@ -108,75 +108,51 @@ def _add_inpaint_command(commands) -> None:
     add("--backend", choices=("torch", "onnxruntime"), default="torch",
         help="onnxruntime: run the --onnx file on the CPU (pip install 'pconv[onnx]')")  # fmt: skip
     add("--onnx", metavar="FILE", help="ONNX model for --backend onnxruntime (pconv export --format onnx)")
-    add("--no-blend", dest="blend", action="store_false",
-        help="write the network's fill as it is, without blending it into the hole's border (the paper's form)")
+    add(
+        "--no-blend",
+        dest="blend",
+        action="store_false",
+        help="write the network's fill as it is, not blended into the hole's border (the paper's form)",
+    )
     add_mask_convention_argument(inpaint)
     inpaint.set_defaults(handler=_run_inpaint)
 
 
 def _run_inpaint(args: argparse.Namespace) -> int:
     from pconv.inference import Inpainter
+    from pconv.inference.folders import check_outputs, inpaint_file, inpaint_folder
 
     folders = (args.input_dir, args.mask_dir, args.output_dir)
     single = args.image is not None and args.mask and args.output and not any(folders)
     folder = args.image is None and all(folders) and not (args.mask or args.output)
     if not (single or folder):
         raise CommandError("give IMAGE --mask MASK -o OUT, or --input-dir, --mask-dir and --output-dir")
-    jobs = _inpaint_jobs(args)
+    if single:
+        check_outputs([Path(args.output)], args.overwrite)
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
     inpainter = Inpainter(
         args.weights, args.device, precision=args.precision, compile=args.compile,
         backend=args.backend, onnx=args.onnx, blend=args.blend, **windows,
     )  # fmt: skip
-    if args.image is not None:
-        _inpaint_file(inpainter, *jobs[0], args)
+    masks = {"mask_convention": args.mask_convention, "mask_channel": args.mask_channel}
+    if single:
+        if not inpaint_file(inpainter, args.image, args.mask, args.output, overwrite=args.overwrite, **masks):
+            _notice_unchanged(args.mask, args.image, args.output)
         print(f"wrote {args.output}")
         return 0
-    return _inpaint_folder(inpainter, jobs, args)
+    report = inpaint_folder(
+        inpainter, args.input_dir, args.mask_dir, args.output_dir, overwrite=args.overwrite,
+        progress=_progress_bar("inpainting"), **masks,
+    )  # fmt: skip
+    _report_unmatched(report.images_without_mask, "image", f"without a mask in {args.mask_dir} (skipped)")
+    _report_unmatched(report.masks_without_image, "mask", f"without an image in {args.input_dir} (ignored)")
+    for image in report.unchanged:
+        print(f"pconv: notice: the mask of {image} has no hole; its output is it unchanged", file=sys.stderr)
+    return _summarise(report, "inpainted", args.output_dir)
 
 
-def _inpaint_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path]]:
-    """``(image, mask, output)`` triples, after checking the outputs can be written."""
-    from pconv.files import pair_by_stem
-
-    if args.image is not None:
-        jobs = [(Path(args.image), Path(args.mask), Path(args.output))]
-    else:
-        pairs, lonely_images, lonely_masks = pair_by_stem(args.input_dir, args.mask_dir)
-        _report_unmatched(lonely_images, "image", f"without a mask in {args.mask_dir} (skipped)")
-        _report_unmatched(lonely_masks, "mask", f"without an image in {args.input_dir} (ignored)")
-        if not pairs:
-            raise CommandError(
-                f"no image in {args.input_dir} has a mask in {args.mask_dir} "
-                "(masks are matched to images by relative path without extension)"
-            )
-        output_dir = _make_output_dir(args.output_dir)
-        jobs = [(image, mask, output_dir / image.relative_to(args.input_dir)) for image, mask in pairs]
-    _check_outputs([output for _, _, output in jobs], args.overwrite)
-    return jobs
-
-
-def _make_output_dir(folder: str) -> Path:
-    output_dir = Path(folder)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CommandError(f"cannot create output folder {output_dir}: {error.strerror}") from None
-    return output_dir
-
-
-def _check_outputs(outputs: list[Path], overwrite: bool) -> None:
-    """Fail before any work if an output's format is unknown, or it exists without ``overwrite``."""
-    from pconv.inference.pictures import output_format
-
-    for output in outputs:
-        output_format(output)
-    existing = [output for output in outputs if output.exists()]
-    if existing and not overwrite:
-        what = f"{existing[0]} already exists" if len(existing) == 1 else (
-            f"{len(existing)} outputs already exist (first: {existing[0]})"
-        )  # fmt: skip
-        raise CommandError(f"{what}; pass --overwrite to replace")
+def _notice_unchanged(mask: str, image: str, output: str) -> None:
+    print(f"pconv: notice: {mask} has no hole; {output} is {image} unchanged", file=sys.stderr)
 
 
 def _count(number: int, noun: str) -> str:
@@ -189,48 +165,21 @@ def _report_unmatched(paths: list[Path], noun: str, what: str) -> None:
         print(f"pconv: {_count(len(paths), noun)} {what}: {names}", file=sys.stderr)
 
 
-def _inpaint_file(inpainter, image_path: Path, mask_path: Path, output_path: Path, args) -> None:
-    import warnings
-
-    from pconv.inference import EmptyMaskWarning, read_picture, write_picture
-    from pconv.masks import check_mask_size, read_mask
-
-    picture = read_picture(image_path)
-    hole = read_mask(mask_path, args.mask_convention, args.mask_channel)
-    check_mask_size(hole.shape[::-1], picture.size, f"mask {mask_path}", f"image {image_path}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmptyMaskWarning)
-        result = inpainter.inpaint(picture, hole)
-    if any(issubclass(warning.category, EmptyMaskWarning) for warning in caught):
-        print(
-            f"pconv: notice: {mask_path} has no hole; {output_path} is {image_path} unchanged",
-            file=sys.stderr,
-        )
-    write_picture(result, output_path, overwrite=args.overwrite)
-
-
-def _inpaint_folder(inpainter, jobs: list[tuple[Path, Path, Path]], args: argparse.Namespace) -> int:
-    work = lambda *job: _inpaint_file(inpainter, *job, args)  # noqa: E731
-    return _each_file(jobs, work, ("inpainting", "inpainted"), args.output_dir)
-
-
-def _each_file(jobs: list[tuple], work, verbs: tuple[str, str], output_dir: str) -> int:
-    """Run ``work(*job)`` for every job with a progress bar; a failure is reported and the
-    others go on. ``verbs``: what the bar and the summary say. Returns 1 if any failed."""
+def _progress_bar(doing: str):
+    """A progress wrapper for the folder jobs of pconv.inference.folders."""
     from tqdm import tqdm
 
-    doing, done = verbs
-    failures = 0
-    for job in tqdm(jobs, desc=doing, unit="image"):
-        try:
-            work(*job)
-        except (ValueError, OSError) as error:  # one bad file does not stop the others
-            failures += 1
-            tqdm.write(f"pconv: error: {describe_error(error)}", file=sys.stderr)
-    print(f"{done} {len(jobs) - failures} of {len(jobs)} images into {output_dir}")
-    if failures:
-        print(f"pconv: {_count(failures, 'image')} failed (see above)", file=sys.stderr)
-    return 1 if failures else 0
+    return lambda jobs: tqdm(jobs, desc=doing, unit="image")
+
+
+def _summarise(report, done: str, output_dir: str) -> int:
+    """Print a folder job's failures and summary; exit status 1 if any file failed."""
+    for image, error in report.failed:
+        print(f"pconv: error: {image}: {describe_error(error)}", file=sys.stderr)
+    print(f"{done} {len(report.written)} of {report.total} images into {output_dir}")
+    if report.failed:
+        print(f"pconv: {_count(len(report.failed), 'image')} failed (see above)", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _add_upscale_command(commands) -> None:
@@ -257,35 +206,27 @@ def _add_upscale_command(commands) -> None:
 
 
 def _run_upscale(args: argparse.Namespace) -> int:
-    from pconv.files import list_image_files
-    from pconv.inference import Upscaler
+    from pconv.inference import Upscaler, read_picture, write_picture
+    from pconv.inference.folders import check_outputs, upscale_folder
 
     single = args.image is not None and args.output and not (args.input_dir or args.output_dir)
     folder = args.image is None and args.input_dir and args.output_dir and not args.output
     if not (single or folder):
         raise CommandError("give IMAGE --scale K -o OUT, or --input-dir and --output-dir")
     if single:
-        jobs = [(Path(args.image), Path(args.output))]
-    else:
-        images = list_image_files(args.input_dir)
-        if not images:
-            raise CommandError(f"no images found in {args.input_dir}")
-        output_dir = _make_output_dir(args.output_dir)
-        jobs = [(image, output_dir / image.relative_to(args.input_dir)) for image in images]
-    _check_outputs([output for _, output in jobs], args.overwrite)
+        check_outputs([Path(args.output)], args.overwrite)
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
     upscaler = Upscaler(args.weights, args.device, precision=args.precision, **windows)
-
-    def upscale_file(image: Path, output: Path) -> None:
-        from pconv.inference import read_picture, write_picture
-
-        write_picture(upscaler.upscale(read_picture(image), args.scale), output, overwrite=args.overwrite)
-
     if single:
-        upscale_file(*jobs[0])
+        upscaled = upscaler.upscale(read_picture(args.image), args.scale)
+        write_picture(upscaled, args.output, overwrite=args.overwrite)
         print(f"wrote {args.output}")
         return 0
-    return _each_file(jobs, upscale_file, ("upscaling", f"upscaled ×{args.scale}"), args.output_dir)
+    report = upscale_folder(
+        upscaler, args.input_dir, args.output_dir, args.scale, overwrite=args.overwrite,
+        progress=_progress_bar("upscaling"),
+    )  # fmt: skip
+    return _summarise(report, f"upscaled ×{args.scale}", args.output_dir)
 
 
 def _add_evaluate_command(commands) -> None:

@@ -228,3 +228,33 @@ def test_rgba_to_jpeg_is_refused_before_losing_alpha(case, tiny_weights, capsys)
 def test_modes_are_mutually_exclusive(arguments, capsys):
     assert main(["inpaint", *arguments]) == 2
     assert "IMAGE --mask MASK -o OUT" in capsys.readouterr().err
+
+
+def test_folder_inpainting_is_a_library_function_returning_a_report(tmp_path, tiny_weights):
+    from pconv import Inpainter
+    from pconv.inference.folders import FolderError, inpaint_folder
+
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    for name in ("a", "b", "c", "lonely"):
+        Image.fromarray(noise(24, 30, seed=len(name))).save(images / f"{name}.png")
+    save_mask(masks / "a.png", hole_of(24, 30))
+    save_mask(masks / "b.png", np.zeros((24, 30), bool))  # no hole: copied unchanged
+    save_mask(masks / "c.png", hole_of(12, 30))  # wrong size: fails, the others go on
+    save_mask(masks / "orphan.png", hole_of(24, 30))
+    inpainter = Inpainter(tiny_weights, device="cpu")
+    seen = []
+    report = inpaint_folder(inpainter, images, masks, out, progress=lambda jobs: seen.extend(jobs) or jobs)
+    assert report.written == [images / "a.png", images / "b.png"] and report.unchanged == [images / "b.png"]
+    assert [path for path, _ in report.failed] == [images / "c.png"] and report.total == 3
+    assert "size" in str(report.failed[0][1]) and len(seen) == 3
+    assert report.images_without_mask == [images / "lonely.png"]
+    assert report.masks_without_image == [masks / "orphan.png"]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "b.png")), np.asarray(Image.open(images / "b.png"))
+    )
+    before = (out / "a.png").read_bytes()
+    with pytest.raises(FolderError, match="2 outputs already exist"):
+        inpaint_folder(inpainter, images, masks, out)
+    assert (out / "a.png").read_bytes() == before

@@ -351,4 +351,6 @@ def test_border_term_weighs_only_the_band_along_the_hole_border():
     terms = loss(along_border, target, mask)
     assert terms["border"] == pytest.approx(8 * 3 / target.numel())
     assert terms["total"] == pytest.approx(6 * terms["hole"] + 0.1 * terms["tv"] + 2 * terms["border"])
-    assert "border" not in InpaintingLoss(None, LossWeights(perceptual=0, style=0))(along_border, target, mask)
+    assert "border" not in InpaintingLoss(None, LossWeights(perceptual=0, style=0))(
+        along_border, target, mask
+    )

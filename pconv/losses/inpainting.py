@@ -37,9 +37,9 @@ from torch import Tensor, nn
 from pconv.losses.vgg import VGG16Features
 
 __all__ = [
+    "BORDER_WIDTH",
     "PAPER_PERCEPTUAL_WEIGHT",
     "PAPER_STYLE_WEIGHT",
-    "BORDER_WIDTH",
     "InpaintingLoss",
     "LossWeights",
     "border_band",

@@ -1,0 +1,181 @@
+"""Inpainting and upscaling files and folders of files: what ``pconv inpaint`` and
+``pconv upscale`` do, callable from Python.
+
+Each function checks everything it can before any work (pairing, output formats,
+existing outputs), then processes file after file: one bad file is recorded in the
+returned :class:`FolderReport` and the others go on. Masks use the file convention:
+white / 255 = hole (``mask_convention="black-hole"`` flips it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pconv.files import list_image_files, pair_by_stem
+from pconv.inference.inpainter import Inpainter
+from pconv.inference.pictures import output_format, read_picture, write_picture
+from pconv.inference.upscaler import Upscaler
+from pconv.masks import check_mask_size, read_mask
+from pconv.masks.io import MaskChannel, MaskConvention
+
+__all__ = ["FolderError", "FolderReport", "check_outputs", "inpaint_file", "inpaint_folder", "upscale_folder"]
+
+#: Wraps the loop over files, e.g. a progress bar: ``progress(jobs) -> iterable``.
+Progress = Callable[[list], Iterable]
+
+
+class FolderError(ValueError):
+    """The job cannot start: nothing to pair, an output folder that cannot be made,
+    outputs that exist already (without ``overwrite``)."""
+
+
+@dataclass
+class FolderReport:
+    """What a folder job did. Paths are the inputs' (``failed``: with the error)."""
+
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)  # masks without a hole: copied as they were
+    failed: list[tuple[Path, Exception]] = field(default_factory=list)
+    images_without_mask: list[Path] = field(default_factory=list)
+    masks_without_image: list[Path] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Files processed (written or failed)."""
+        return len(self.written) + len(self.failed)
+
+
+def inpaint_file(
+    inpainter: Inpainter,
+    image: str | Path,
+    mask: str | Path,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    mask_convention: MaskConvention = "white-hole",
+    mask_channel: MaskChannel = "auto",
+) -> bool:
+    """Inpaint the image file ``image`` with the mask file ``mask`` into ``output``
+    (format from its extension, written atomically, metadata kept).
+
+    Returns False when the mask has no hole: ``output`` is then the image unchanged.
+
+    Raises:
+        ValueError, OSError: an unreadable image or mask, a mask that does not fit, an
+            output that cannot be written or exists (without ``overwrite``).
+    """
+    picture = read_picture(image)
+    hole = read_mask(mask, mask_convention, mask_channel)
+    check_mask_size(hole.shape[::-1], picture.size, f"mask {mask}", f"image {image}")
+    has_hole = bool(hole.any())
+    if has_hole:
+        picture = inpainter.inpaint(picture, hole)
+    write_picture(picture, output, overwrite=overwrite)
+    return has_hole
+
+
+def inpaint_folder(
+    inpainter: Inpainter,
+    input_dir: str | Path,
+    mask_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    mask_convention: MaskConvention = "white-hole",
+    mask_channel: MaskChannel = "auto",
+    progress: Progress = list,
+) -> FolderReport:
+    """Inpaint every image of ``input_dir`` (recursively) that has a mask of the same
+    relative path and name, whatever the extension, in ``mask_dir``, into the same
+    relative path in ``output_dir``.
+
+    Raises:
+        FolderError: no image has a mask, ``output_dir`` cannot be made, or outputs
+            exist (without ``overwrite``); nothing is written then.
+        NotADirectoryError, PermissionError: a folder is missing or unreadable.
+    """
+    pairs, images_without_mask, masks_without_image = pair_by_stem(input_dir, mask_dir)
+    if not pairs:
+        raise FolderError(
+            f"no image in {input_dir} has a mask in {mask_dir} "
+            "(masks are matched to images by relative path without extension)"
+        )
+    outputs = _outputs([image for image, _ in pairs], input_dir, output_dir, overwrite)
+    report = FolderReport(images_without_mask=images_without_mask, masks_without_image=masks_without_image)
+    for (image, mask), output in progress(list(zip(pairs, outputs, strict=True))):
+        try:
+            has_hole = inpaint_file(
+                inpainter, image, mask, output, overwrite=overwrite,
+                mask_convention=mask_convention, mask_channel=mask_channel,
+            )  # fmt: skip
+        except (ValueError, OSError) as error:  # one bad file does not stop the others
+            report.failed.append((image, error))
+            continue
+        report.written.append(image)
+        if not has_hole:
+            report.unchanged.append(image)
+    return report
+
+
+def upscale_folder(
+    upscaler: Upscaler,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    scale: int,
+    *,
+    overwrite: bool = False,
+    progress: Progress = list,
+) -> FolderReport:
+    """Upscale every image of ``input_dir`` (recursively) ×``scale`` into the same
+    relative path in ``output_dir``.
+
+    Raises:
+        FolderError: ``input_dir`` has no images, ``output_dir`` cannot be made, or
+            outputs exist (without ``overwrite``); nothing is written then.
+        NotADirectoryError, PermissionError: the folder is missing or unreadable.
+    """
+    images = list_image_files(input_dir)
+    if not images:
+        raise FolderError(f"no images found in {input_dir}")
+    outputs = _outputs(images, input_dir, output_dir, overwrite)
+    report = FolderReport()
+    for image, output in progress(list(zip(images, outputs, strict=True))):
+        try:
+            write_picture(upscaler.upscale(read_picture(image), scale), output, overwrite=overwrite)
+        except (ValueError, OSError) as error:
+            report.failed.append((image, error))
+            continue
+        report.written.append(image)
+    return report
+
+
+def check_outputs(outputs: list[Path], overwrite: bool) -> None:
+    """Fail before any work if an output's format is unknown, or it exists without ``overwrite``.
+
+    Raises:
+        FolderError: an output exists; ValueError: an output's format is unknown.
+    """
+    for output in outputs:
+        output_format(output)
+    existing = [output for output in outputs if output.exists()]
+    if existing and not overwrite:
+        what = f"{existing[0]} already exists" if len(existing) == 1 else (
+            f"{len(existing)} outputs already exist (first: {existing[0]})"
+        )  # fmt: skip
+        raise FolderError(f"{what}; pass --overwrite to replace")
+
+
+def _outputs(
+    images: list[Path], input_dir: str | Path, output_dir: str | Path, overwrite: bool
+) -> list[Path]:
+    """The output path of each image, after making ``output_dir`` and checking the outputs."""
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FolderError(f"cannot create output folder {output_dir}: {error.strerror}") from None
+    outputs = [output_dir / image.relative_to(input_dir) for image in images]
+    check_outputs(outputs, overwrite)
+    return outputs
