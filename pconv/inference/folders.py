@@ -17,7 +17,7 @@ from pconv.files import list_image_files, pair_by_stem
 from pconv.inference.inpainter import Inpainter
 from pconv.inference.pictures import output_format, read_picture, write_picture
 from pconv.inference.upscaler import Upscaler
-from pconv.masks import check_mask_size, read_mask
+from pconv.masks import check_hole, read_mask
 from pconv.masks.io import MaskChannel, MaskConvention
 
 __all__ = ["FolderError", "FolderReport", "check_outputs", "inpaint_file", "inpaint_folder", "upscale_folder"]
@@ -67,9 +67,8 @@ def inpaint_file(
             output that cannot be written or exists (without ``overwrite``).
     """
     picture = read_picture(image)
-    hole = read_mask(mask, mask_convention, mask_channel)
-    check_mask_size(hole.shape[::-1], picture.size, f"mask {mask}", f"image {image}")
-    has_hole = bool(hole.any())
+    hole = read_mask(mask, mask_convention, mask_channel, size=picture.size)
+    has_hole = check_hole(hole)
     if has_hole:
         picture = inpainter.inpaint(picture, hole)
     write_picture(picture, output, overwrite=overwrite)

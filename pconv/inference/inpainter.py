@@ -27,6 +27,7 @@ from pconv.masks.io import (
     MaskChannel,
     MaskConvention,
     MaskError,
+    check_hole,
     check_mask_size,
     hole_from_image,
     hole_to_mask,
@@ -264,9 +265,7 @@ def _check_backend(backend: str, weights, onnx, compile: bool) -> None:
 
 
 def _check_hole(hole: np.ndarray) -> None:
-    if hole.all():
-        raise MaskError("the mask covers the whole image: there is no known pixel to inpaint from")
-    if not hole.any():
+    if not check_hole(hole):
         warnings.warn("the mask has no hole: the image is returned unchanged", EmptyMaskWarning, stacklevel=4)
 
 

@@ -144,6 +144,17 @@ def check_mask_size(
         )
 
 
+def check_hole(hole: np.ndarray) -> bool:
+    """Whether ``hole`` (bool ``(H, W)``, True = hole) has a hole at all.
+
+    Raises:
+        MaskError: the hole covers the whole image: nothing to inpaint from.
+    """
+    if hole.all():
+        raise MaskError("the mask covers the whole image: there is no known pixel to inpaint from")
+    return bool(hole.any())
+
+
 def _mask_plane(image: Image.Image, channel: MaskChannel) -> np.ndarray:
     """The single plane a mask is read from (alpha or luminance), in the image's range."""
     if image.mode == "P":

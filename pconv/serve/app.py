@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pconv.devices import precision_name
 from pconv.inference import Inpainter, Picture, read_picture
 from pconv.inference.pictures import ImageTooLargeError, UnsupportedImageError, encode_picture
-from pconv.masks.io import MaskChannel, MaskConvention, UnsupportedMaskError, read_mask
+from pconv.masks.io import MaskChannel, MaskConvention, UnsupportedMaskError, check_hole, read_mask
 from pconv.serve.queue import InferenceQueue, QueueFullError, Reservation
 from pconv.version import __version__
 
@@ -194,14 +194,13 @@ def _read_upload(
     try:
         picture = read_picture(_rewound(image), name=_upload_name(image), max_pixels=max_pixels)
         hole = read_mask(_rewound(mask), convention, channel, name=_upload_name(mask), size=picture.size)
+        check_hole(hole)
     except ImageTooLargeError as error:
         raise HTTPException(413, str(error)) from None
     except (UnsupportedImageError, UnsupportedMaskError) as error:
         raise HTTPException(415, f"{error}; send a PNG, JPEG, WebP, TIFF or BMP file") from None
     except ValueError as error:  # ImageReadError, MaskError
         raise HTTPException(400, str(error)) from None
-    if hole.all():
-        raise HTTPException(400, "the mask covers the whole image: there is no known pixel to inpaint from")
     return picture, hole
 
 
