@@ -10,26 +10,24 @@ from __future__ import annotations
 import os
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from pconv.devices import autocast_dtype, resolve_device
 from pconv.inference.blending import blend_into_border
 from pconv.inference.onnx_network import OnnxNetwork
-from pconv.inference.pictures import Picture, picture_from_pil, picture_to_pil
+from pconv.inference.pictures import ImageLike, Picture, as_picture
 from pconv.inference.windows import check_window_settings, plan_windows
 from pconv.masks.io import (
     MaskChannel,
     MaskConvention,
-    MaskError,
     check_hole,
     check_mask_size,
-    hole_from_image,
+    hole_from_user_mask,
     hole_to_mask,
 )
 from pconv.models import PConvUNet
@@ -41,8 +39,6 @@ __all__ = ["DEFAULT_CONTEXT", "DEFAULT_MAX_PIXELS", "EmptyMaskWarning", "ImageLi
 DEFAULT_MAX_PIXELS = 2048 * 2048
 #: Pixels of image kept in view around each hole region of a larger image.
 DEFAULT_CONTEXT = 256
-
-ImageLike = Image.Image | np.ndarray | Tensor | Picture
 
 
 class EmptyMaskWarning(UserWarning):
@@ -176,8 +172,8 @@ class Inpainter:
             raise ValueError(f"got {len(images)} images but {len(masks)} masks")
         jobs = []
         for image, mask in zip(images, masks, strict=True):
-            picture, restore = _as_picture(image)
-            hole = _as_hole(mask, mask_convention, mask_channel)
+            picture, restore = as_picture(image)
+            hole = hole_from_user_mask(mask, mask_convention, mask_channel)
             check_mask_size(hole.shape[::-1], picture.size)
             _check_hole(hole)
             jobs.append((picture, hole, restore))
@@ -267,63 +263,3 @@ def _check_backend(backend: str, weights, onnx, compile: bool) -> None:
 def _check_hole(hole: np.ndarray) -> None:
     if not check_hole(hole):
         warnings.warn("the mask has no hole: the image is returned unchanged", EmptyMaskWarning, stacklevel=4)
-
-
-def _as_picture(image: ImageLike) -> tuple[Picture, Callable[[Picture], ImageLike]]:
-    """A :class:`Picture` copy of ``image`` and the function that turns the result back into its kind."""
-    if isinstance(image, Picture):
-        return Picture(image.pixels.copy(), dict(image.info)), lambda result: result
-    if isinstance(image, Image.Image):
-        return picture_from_pil(image), picture_to_pil
-    if isinstance(image, np.ndarray):
-        return _picture_from_array(image, "image array")
-    if isinstance(image, Tensor):
-        if image.dim() != 3 or image.shape[0] not in (1, 3):
-            raise ValueError(f"image tensors must be (C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
-        picture, restore_array = _picture_from_array(
-            image.detach().cpu().permute(1, 2, 0).numpy(), "image tensor"
-        )
-        return (
-            picture,
-            lambda result: (
-                torch.from_numpy(restore_array(result)).permute(2, 0, 1).to(image.device, image.dtype)
-            ),
-        )
-    raise TypeError(f"image must be a PIL image, a numpy array or a tensor, not {type(image).__name__}")
-
-
-def _picture_from_array(array: np.ndarray, name: str) -> tuple[Picture, Callable[[Picture], np.ndarray]]:
-    shape, dtype = array.shape, array.dtype
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"{name} must be (H, W), (H, W, 1|2|3|4), got {shape}")
-    if np.issubdtype(dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise ValueError(f"{name} of floats must hold values in [0, 1]")
-    elif dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{name} must be uint8, uint16 or floats in [0, 1], not {dtype}")
-    return Picture(array.copy()), lambda result: result.pixels.reshape(result.pixels.shape[:2] + shape[2:])
-
-
-def _as_hole(mask: ImageLike, convention: MaskConvention, channel: MaskChannel) -> np.ndarray:
-    """bool ``(H, W)``, True = hole, of a user-facing mask."""
-    if isinstance(mask, Image.Image):
-        return hole_from_image(mask, convention, channel)
-    if isinstance(mask, Tensor):
-        mask = mask.detach().cpu().numpy()
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"mask must be a PIL image, a numpy array or a tensor, not {type(mask).__name__}")
-    if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[2]):
-        mask = mask.reshape(mask.shape[:2] if mask.shape[2] == 1 else mask.shape[1:])
-    if mask.ndim != 2:
-        raise MaskError(f"mask arrays must be (H, W), got {mask.shape}")
-    if mask.dtype != bool:
-        top = mask.max()
-        if top not in (0, 1, 255) or not ((mask == 0) | (mask == top)).all():
-            raise MaskError(
-                f"mask arrays must be binary (bool, 0/1 or 0/255); this one holds values from "
-                f"{mask.min()} to {top}: threshold it first"
-            )
-    white = mask > 0
-    return white if convention == "white-hole" else ~white

@@ -19,21 +19,26 @@ with an error naming that package when it is missing.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from torch import Tensor
 
 from pconv.data.images import ImageReadError
 from pconv.files import atomic_write
 
 __all__ = [
+    "ImageLike",
     "ImageTooLargeError",
     "ImageWriteError",
     "Picture",
     "UnsupportedImageError",
+    "as_picture",
     "check_pixel_count",
     "output_format",
     "picture_from_pil",
@@ -358,3 +363,52 @@ def write_picture(picture: Picture, path: str | Path, *, overwrite: bool = False
     except OSError as error:
         raise OSError(error.errno, f"cannot create folder {path.parent}: {error.strerror}") from None
     return atomic_write(path, data)
+
+
+#: The kinds of image the Inpainter and the Upscaler take and give back.
+ImageLike = Image.Image | np.ndarray | Tensor | Picture
+
+
+def as_picture(image: ImageLike) -> tuple[Picture, Callable[[Picture], ImageLike]]:
+    """A :class:`Picture` copy of ``image`` (a PIL image, a numpy array ``(H, W)`` or
+    ``(H, W, 1|2|3|4)`` of uint8, uint16 or floats in [0, 1], a tensor ``(C, H, W)``
+    with C = 1 or 3, or a Picture) and the function that turns a result back into the
+    same kind of image.
+
+    Raises:
+        ValueError: a shape, type or value range pconv cannot inpaint.
+        TypeError: not an image.
+    """
+    if isinstance(image, Picture):
+        return Picture(image.pixels.copy(), dict(image.info)), lambda result: result
+    if isinstance(image, Image.Image):
+        return picture_from_pil(image), picture_to_pil
+    if isinstance(image, np.ndarray):
+        return _picture_from_array(image, "image array")
+    if isinstance(image, Tensor):
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(f"image tensors must be (C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
+        picture, restore_array = _picture_from_array(
+            image.detach().cpu().permute(1, 2, 0).numpy(), "image tensor"
+        )
+        return (
+            picture,
+            lambda result: (
+                torch.from_numpy(restore_array(result)).permute(2, 0, 1).to(image.device, image.dtype)
+            ),
+        )
+    raise TypeError(f"image must be a PIL image, a numpy array or a tensor, not {type(image).__name__}")
+
+
+def _picture_from_array(array: np.ndarray, name: str) -> tuple[Picture, Callable[[Picture], np.ndarray]]:
+    shape, dtype = array.shape, array.dtype
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"{name} must be (H, W), (H, W, 1|2|3|4), got {shape}")
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ValueError(f"{name} of floats must hold values in [0, 1]")
+    elif dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{name} must be uint8, uint16 or floats in [0, 1], not {dtype}")
+    return Picture(array.copy()), lambda result: result.pixels.reshape(result.pixels.shape[:2] + shape[2:])

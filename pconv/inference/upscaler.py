@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pconv.inference.inpainter import DEFAULT_CONTEXT, DEFAULT_MAX_PIXELS, ImageLike, Inpainter, _as_picture
-from pconv.inference.pictures import Picture
+from pconv.inference.inpainter import DEFAULT_CONTEXT, DEFAULT_MAX_PIXELS, Inpainter
+from pconv.inference.pictures import ImageLike, Picture, as_picture
 from pconv.superres import SCALES, check_scale, sparse_canvas
 from pconv.weights import WeightsError, default_superres_weights, task_of
 
@@ -80,7 +80,7 @@ class Upscaler:
             raise ValueError(
                 f"this model was trained for ×{' and ×'.join(map(str, self.scales))}, not ×{scale}"
             )
-        picture, restore = _as_picture(image)
+        picture, restore = as_picture(image)
         colours = picture.colour_channels
         canvas, hole = sparse_canvas(picture.pixels[:, :, :colours], scale)
         if picture.pixels.shape[2] > colours:  # alpha

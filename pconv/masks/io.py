@@ -36,8 +36,10 @@ __all__ = [
     "MaskError",
     "MaskSizeError",
     "UnsupportedMaskError",
+    "check_hole",
     "check_mask_size",
     "hole_from_image",
+    "hole_from_user_mask",
     "hole_to_mask",
     "read_mask",
     "resize_hole",
@@ -153,6 +155,39 @@ def check_hole(hole: np.ndarray) -> bool:
     if hole.all():
         raise MaskError("the mask covers the whole image: there is no known pixel to inpaint from")
     return bool(hole.any())
+
+
+def hole_from_user_mask(
+    mask: Image.Image | np.ndarray | torch.Tensor,
+    convention: MaskConvention = "white-hole",
+    channel: MaskChannel = "auto",
+) -> np.ndarray:
+    """bool ``(H, W)``, True = hole, of a mask given in Python: a PIL image (read as
+    mask files are), or a bool / 0-1 / 0-255 array or tensor ``(H, W)`` (or with a
+    size-1 channel axis), True / 1 / 255 = hole in the ``"white-hole"`` convention.
+
+    Raises:
+        MaskError: not binary, or not ``(H, W)``. TypeError: not a mask.
+    """
+    if isinstance(mask, Image.Image):
+        return hole_from_image(mask, convention, channel)
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a PIL image, a numpy array or a tensor, not {type(mask).__name__}")
+    if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[2]):
+        mask = mask.reshape(mask.shape[:2] if mask.shape[2] == 1 else mask.shape[1:])
+    if mask.ndim != 2:
+        raise MaskError(f"mask arrays must be (H, W), got {mask.shape}")
+    if mask.dtype != bool:
+        top = mask.max()
+        if top not in (0, 1, 255) or not ((mask == 0) | (mask == top)).all():
+            raise MaskError(
+                f"mask arrays must be binary (bool, 0/1 or 0/255); this one holds values from "
+                f"{mask.min()} to {top}: threshold it first"
+            )
+    white = mask > 0
+    return white if convention == "white-hole" else ~white
 
 
 def _mask_plane(image: Image.Image, channel: MaskChannel) -> np.ndarray:
