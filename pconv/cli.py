@@ -269,11 +269,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from pconv.files import list_image_files
     from pconv.masks.folder import scan_masks
 
-    outputs = [path for path in (args.report, args.json, args.per_image, args.grid) if path]
-    for path in outputs:  # fail now, not after hours of evaluation
-        if not Path(path).parent.is_dir():
-            raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    names = [name.strip() for name in args.methods.split(",") if name.strip()]
+    _check_report_folders(args.report, args.json, args.per_image, args.grid)
+    names = _method_names(args.methods)
     methods = {name: inpainting.get_method(name, args.device) for name in names}
     if args.pairs:
         cases = paired_cases(args.pairs, args.images, args.masks)[: args.limit]
@@ -287,10 +284,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         records, kept = inpainting.evaluate(cases, methods, keep=inpainting.grid_cases(cases), **options)
     summary = inpainting.summarize(records, args.by_border)
     command = shlex.join(["pconv", *args.argv])
-    report = inpainting.markdown_report(summary, command=command, cases=len(cases))
-    print(report)
-    if args.report:
-        Path(args.report).write_text(report)
+    _print_report(inpainting.markdown_report(summary, command=command, cases=len(cases)), args.report)
     if args.json:
         inpainting.write_json(summary, args.json, command=command, cases=len(cases), seed=args.seed)
     if args.per_image:
@@ -298,6 +292,24 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.grid:
         Image.fromarray(inpainting.comparison_grid(dict(sorted(kept.items())), names)).save(args.grid)
     return 0
+
+
+def _check_report_folders(*paths: str | None) -> None:
+    """Fail now, not after hours of evaluation, if a report file's folder is missing."""
+    for path in filter(None, paths):
+        if not Path(path).parent.is_dir():
+            raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+
+
+def _method_names(text: str) -> list[str]:
+    """``"pconv, telea"`` → ``["pconv", "telea"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _print_report(report: str, path: str | None) -> None:
+    print(report)
+    if path:
+        Path(path).write_text(report)
 
 
 def _add_evaluate_upscaling_command(commands) -> None:
@@ -330,10 +342,8 @@ def _run_evaluate_upscaling(args: argparse.Namespace) -> int:
     from pconv.eval import upscaling
     from pconv.files import list_image_files
 
-    for path in (args.report, args.json, args.grid):
-        if path and not Path(path).parent.is_dir():
-            raise CommandError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    names = [name.strip() for name in args.methods.split(",") if name.strip()]
+    _check_report_folders(args.report, args.json, args.grid)
+    names = _method_names(args.methods)
     methods = {name: upscaling.get_upscaler(name, args.device) for name in names}
     images = list_image_files(args.images)[: args.limit]
     if not images:
@@ -344,10 +354,7 @@ def _run_evaluate_upscaling(args: argparse.Namespace) -> int:
         )
     summary = upscaling.summarize(records)
     command = shlex.join(["pconv", *args.argv])
-    report = f"`{command}`\n\n" + upscaling.markdown_table(summary, images=len(images))
-    print(report)
-    if args.report:
-        Path(args.report).write_text(report)
+    _print_report(f"`{command}`\n\n" + upscaling.markdown_table(summary, images=len(images)), args.report)
     if args.json:
         upscaling.write_json(summary, records, args.json, command=command, images=len(images))
     if args.grid:
