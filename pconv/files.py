@@ -1,4 +1,5 @@
-"""Files: finding images in folders, writing files atomically, and why a torch file did not load."""
+"""Files: finding images in folders, the error of an unreadable image, writing files atomically,
+and why a torch file did not load."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ import os
 import pickle
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "atomic_write", "list_image_files", "pair_by_stem", "torch_load_reason"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "atomic_write",
+    "list_image_files",
+    "pair_by_stem",
+    "torch_load_reason",
+]
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded (for training data and for inference alike)."""
+
 
 #: File extensions read as images (lower case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})

@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pconv.files import ImageReadError
+
 __all__ = ["ImageReadError", "read_rgb", "to_rgb"]
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-
-
-class ImageReadError(ValueError):
-    """An image file that cannot be decoded."""
 
 
 def read_rgb(path: str | Path) -> Image.Image:

@@ -29,8 +29,7 @@ import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from torch import Tensor
 
-from pconv.data.images import ImageReadError
-from pconv.files import atomic_write
+from pconv.files import ImageReadError, atomic_write
 
 __all__ = [
     "ImageLike",
