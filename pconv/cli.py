@@ -147,7 +147,7 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     _report_unmatched(report.images_without_mask, "image", f"without a mask in {args.mask_dir} (skipped)")
     _report_unmatched(report.masks_without_image, "mask", f"without an image in {args.input_dir} (ignored)")
     for image in report.unchanged:
-        print(f"pconv: notice: the mask of {image} has no hole; its output is it unchanged", file=sys.stderr)
+        print(f"pconv: notice: the mask of {image} has no hole; its output is a copy of it", file=sys.stderr)
     return _summarise(report, "inpainted", args.output_dir)
 
 

@@ -103,19 +103,15 @@ def inpaint_folder(
         )
     outputs = _outputs([image for image, _ in pairs], input_dir, output_dir, overwrite)
     report = FolderReport(images_without_mask=images_without_mask, masks_without_image=masks_without_image)
-    for (image, mask), output in progress(list(zip(pairs, outputs, strict=True))):
-        try:
-            has_hole = inpaint_file(
-                inpainter, image, mask, output, overwrite=overwrite,
-                mask_convention=mask_convention, mask_channel=mask_channel,
-            )  # fmt: skip
-        except (ValueError, OSError) as error:  # one bad file does not stop the others
-            report.failed.append((image, error))
-            continue
-        report.written.append(image)
-        if not has_hole:
-            report.unchanged.append(image)
-    return report
+    masks = dict(zip(outputs, (mask for _, mask in pairs), strict=True))
+
+    def work(image: Path, output: Path) -> bool:
+        return inpaint_file(
+            inpainter, image, masks[output], output, overwrite=overwrite,
+            mask_convention=mask_convention, mask_channel=mask_channel,
+        )  # fmt: skip
+
+    return _each_file([image for image, _ in pairs], outputs, work, progress, report)
 
 
 def upscale_folder(
@@ -139,14 +135,33 @@ def upscale_folder(
     if not images:
         raise FolderError(f"no images found in {input_dir}")
     outputs = _outputs(images, input_dir, output_dir, overwrite)
-    report = FolderReport()
+
+    def work(image: Path, output: Path) -> bool:
+        write_picture(upscaler.upscale(read_picture(image), scale), output, overwrite=overwrite)
+        return True
+
+    return _each_file(images, outputs, work, progress, FolderReport())
+
+
+def _each_file(
+    images: list[Path],
+    outputs: list[Path],
+    work: Callable[[Path, Path], bool],
+    progress: Progress,
+    report: FolderReport,
+) -> FolderReport:
+    """``work(image, output)`` for each pair, recorded in ``report``: a failure is kept
+    with its error and the others go on; ``work`` returning False means "copied
+    unchanged"."""
     for image, output in progress(list(zip(images, outputs, strict=True))):
         try:
-            write_picture(upscaler.upscale(read_picture(image), scale), output, overwrite=overwrite)
-        except (ValueError, OSError) as error:
+            changed = work(image, output)
+        except (ValueError, OSError) as error:  # one bad file does not stop the others
             report.failed.append((image, error))
             continue
         report.written.append(image)
+        if not changed:
+            report.unchanged.append(image)
     return report
 
 

@@ -117,8 +117,9 @@ class ValidationSet:
         return means
 
     def results(self, model: PConvUNet, device: torch.device, cases: slice) -> Tensor:
-        """What the user gets for ``cases`` (composites, or super-resolution's raw
-        output), on the CPU, quantised to 8 bits."""
+        """The network's results for ``cases`` (composites, or super-resolution's raw
+        output), on the CPU, quantised to 8 bits. Inference also blends fills into their
+        borders (pconv.inference.blending); validation scores the network alone."""
         output = _predict(model, device, self._inputs(cases), self.masks[cases])
         if self.canvases is None:
             output = composite(self.images[cases], output, self.masks[cases])
