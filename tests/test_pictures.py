@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from pconv.data.images import ImageReadError
-from pconv.inference.pictures import (
+from pconv.images import (
+    ImageReadError,
     ImageTooLargeError,
     ImageWriteError,
     Picture,

@@ -1,8 +1,8 @@
 """Image datasets for training and validation."""
 
 from pconv.data.dataset import DataError, DataWarning, InpaintingDataset, SuperResolutionDataset
-from pconv.data.images import ImageReadError, read_rgb, to_rgb
 from pconv.data.stream import EpochStream, StepSampler
+from pconv.images import ImageReadError, read_rgb, to_rgb
 
 __all__ = [
     "DataError",

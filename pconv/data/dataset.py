@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from pconv.data.images import ImageReadError, read_rgb
 from pconv.files import list_image_files
+from pconv.images import ImageReadError, read_rgb
 from pconv.masks import MASK_CONVENTIONS, MaskGenerator, hole_to_mask, read_mask, resize_hole
 from pconv.masks.augment import augment_hole
 from pconv.masks.io import MaskConvention

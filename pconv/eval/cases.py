@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pconv.data.images import read_rgb
-from pconv.masks import check_mask_size, read_mask
+from pconv.images import read_rgb
+from pconv.masks import read_mask
 from pconv.masks.folder import MaskInfo, describe_mask
 
 __all__ = ["Case", "load_case", "paired_cases", "seeded_cases"]
@@ -94,9 +94,7 @@ def load_case(case: Case, size: int | None) -> tuple[np.ndarray, np.ndarray]:
     image = read_rgb(case.image)
     if size is not None:
         image = _resize_and_crop(image, size)
-    hole = read_mask(case.mask)
-    check_mask_size(hole.shape[::-1], image.size, f"mask {case.mask}", f"image {case.image}")
-    return np.asarray(image), hole
+    return np.asarray(image), read_mask(case.mask, size=image.size)
 
 
 def _resize_and_crop(image: Image.Image, size: int) -> Image.Image:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pconv.data.images import read_rgb
 from pconv.eval.metrics import psnr, ssim
+from pconv.images import read_rgb
 from pconv.superres import downscale, modcrop
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Inference: :class:`Inpainter`, :class:`Upscaler`, image files kept intact, high-resolution windows."""
 
+from pconv.images import ImageWriteError, Picture, read_picture, write_picture
 from pconv.inference.inpainter import DEFAULT_CONTEXT, DEFAULT_MAX_PIXELS, EmptyMaskWarning, Inpainter
-from pconv.inference.pictures import ImageWriteError, Picture, read_picture, write_picture
 from pconv.inference.upscaler import Upscaler
 
 __all__ = [

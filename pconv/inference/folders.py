@@ -12,15 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from pconv.files import list_image_files, pair_by_stem
+from pconv.images import Picture, output_format, read_picture, write_picture
 from pconv.inference.inpainter import Inpainter
-from pconv.inference.pictures import output_format, read_picture, write_picture
 from pconv.inference.upscaler import Upscaler
 from pconv.masks import check_hole, read_mask
 from pconv.masks.io import MaskChannel, MaskConvention
 
-__all__ = ["FolderError", "FolderReport", "check_outputs", "inpaint_file", "inpaint_folder", "upscale_folder"]
+__all__ = [
+    "FolderError",
+    "FolderReport",
+    "check_outputs",
+    "inpaint_file",
+    "inpaint_folder",
+    "read_image_and_hole",
+    "upscale_folder",
+]
 
 #: Wraps the loop over files, e.g. a progress bar: ``progress(jobs) -> iterable``.
 Progress = Callable[[list], Iterable]
@@ -47,6 +58,35 @@ class FolderReport:
         return len(self.written) + len(self.failed)
 
 
+def read_image_and_hole(
+    image: str | Path | BinaryIO,
+    mask: str | Path | BinaryIO,
+    mask_convention: MaskConvention = "white-hole",
+    mask_channel: MaskChannel = "auto",
+    *,
+    max_pixels: int | None = None,
+    image_name: str | None = None,
+    mask_name: str | None = None,
+) -> tuple[Picture, np.ndarray]:
+    """An image file and its mask file, checked: the :class:`Picture` and its hole, bool
+    ``(H, W)``, True = hole (all False when the mask has no hole).
+
+    Args:
+        image, mask: paths, or binary file objects positioned at the start (uploads).
+        max_pixels: refuse larger images from their header, before decoding.
+        image_name, mask_name: what to call the files in errors (default: their paths).
+
+    Raises:
+        ImageReadError (ImageTooLargeError, UnsupportedImageError): the image;
+        MaskError (MaskSizeError, UnsupportedMaskError): the mask, its size, or a hole
+            that covers the whole image.
+    """
+    picture = read_picture(image, name=image_name, max_pixels=max_pixels)
+    hole = read_mask(mask, mask_convention, mask_channel, name=mask_name, size=picture.size)
+    check_hole(hole)
+    return picture, hole
+
+
 def inpaint_file(
     inpainter: Inpainter,
     image: str | Path,
@@ -66,9 +106,8 @@ def inpaint_file(
         ValueError, OSError: an unreadable image or mask, a mask that does not fit, an
             output that cannot be written or exists (without ``overwrite``).
     """
-    picture = read_picture(image)
-    hole = read_mask(mask, mask_convention, mask_channel, size=picture.size)
-    has_hole = check_hole(hole)
+    picture, hole = read_image_and_hole(image, mask, mask_convention, mask_channel)
+    has_hole = bool(hole.any())
     if has_hole:
         picture = inpainter.inpaint(picture, hole)
     write_picture(picture, output, overwrite=overwrite)

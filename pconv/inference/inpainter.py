@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 
 from pconv.devices import autocast_dtype, resolve_device
+from pconv.images import ImageLike, Picture, as_picture
 from pconv.inference.blending import blend_into_border
 from pconv.inference.onnx_network import OnnxNetwork
-from pconv.inference.pictures import ImageLike, Picture, as_picture
 from pconv.inference.windows import check_window_settings, plan_windows
 from pconv.masks.io import (
     MaskChannel,

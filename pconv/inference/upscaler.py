@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pconv.images import ImageLike, Picture, as_picture
 from pconv.inference.inpainter import DEFAULT_CONTEXT, DEFAULT_MAX_PIXELS, Inpainter
-from pconv.inference.pictures import ImageLike, Picture, as_picture
 from pconv.superres import SCALES, check_scale, sparse_canvas
 from pconv.weights import WeightsError, default_superres_weights, task_of
 

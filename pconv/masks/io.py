@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from pconv.images import without_palette
+
 __all__ = [
     "MASK_CONVENTIONS",
     "MaskChannel",
@@ -192,8 +194,7 @@ def hole_from_user_mask(
 
 def _mask_plane(image: Image.Image, channel: MaskChannel) -> np.ndarray:
     """The single plane a mask is read from (alpha or luminance), in the image's range."""
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    image = without_palette(image)
     has_alpha = image.mode in ("RGBA", "LA", "PA")
     if channel == "alpha" and not has_alpha:
         raise MaskError(f"mask has no alpha channel (mode {image.mode}); use channel 'luminance'")

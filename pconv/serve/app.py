@@ -40,9 +40,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pconv.devices import precision_name
-from pconv.inference import Inpainter, Picture, read_picture
-from pconv.inference.pictures import ImageTooLargeError, UnsupportedImageError, encode_picture
-from pconv.masks.io import MaskChannel, MaskConvention, UnsupportedMaskError, check_hole, read_mask
+from pconv.images import ImageTooLargeError, UnsupportedImageError, encode_picture
+from pconv.inference import Inpainter, Picture
+from pconv.inference.folders import read_image_and_hole
+from pconv.masks.io import MaskChannel, MaskConvention, UnsupportedMaskError
 from pconv.serve.queue import InferenceQueue, QueueFullError, Reservation
 from pconv.version import __version__
 
@@ -192,9 +193,15 @@ def _read_upload(
 ) -> tuple[Picture, np.ndarray]:
     """The image and its hole (bool ``(H, W)``, True = hole), checked; errors become 4xx."""
     try:
-        picture = read_picture(_rewound(image), name=_upload_name(image), max_pixels=max_pixels)
-        hole = read_mask(_rewound(mask), convention, channel, name=_upload_name(mask), size=picture.size)
-        check_hole(hole)
+        picture, hole = read_image_and_hole(
+            _rewound(image),
+            _rewound(mask),
+            convention,
+            channel,
+            max_pixels=max_pixels,
+            image_name=_upload_name(image),
+            mask_name=_upload_name(mask),
+        )
     except ImageTooLargeError as error:
         raise HTTPException(413, str(error)) from None
     except (UnsupportedImageError, UnsupportedMaskError) as error:

@@ -1,4 +1,13 @@
-"""Images to inpaint, read and written without losing what inpainting does not change.
+"""Image files and in-memory pictures: the one home of pconv's image I/O.
+
+Two readers, for two uses:
+
+- :func:`read_picture` / :func:`write_picture`: images to inpaint, read and written
+  without losing what inpainting does not change (the command line, the Python API,
+  the server);
+- :func:`read_rgb`: photos as plain 8-bit RGB, whatever their file says (training data
+  and evaluation's ground truth): greyscale, palette, CMYK and 16-bit images become
+  RGB, transparent pixels are composited over white (their stored colour is arbitrary).
 
 A :class:`Picture` is an image's pixels in their own depth and layout and the file's
 metadata. Inpainting replaces colour values of hole
@@ -43,6 +52,9 @@ __all__ = [
     "picture_from_pil",
     "picture_to_pil",
     "read_picture",
+    "read_rgb",
+    "to_rgb",
+    "without_palette",
     "write_picture",
 ]
 
@@ -60,7 +72,6 @@ _NATIVE_MODES = {
 #: Modes converted on reading (and written in the converted mode).
 _CONVERTED_MODES = {
     "1": "L",
-    "P": "RGB",
     "PA": "RGBA",
     "CMYK": "RGB",
     "YCbCr": "RGB",
@@ -148,6 +159,14 @@ class Picture:
         window[where, : self.colour_channels] = values.astype(self.pixels.dtype)
 
 
+def without_palette(image: Image.Image) -> Image.Image:
+    """A palette image as RGB, or RGBA where its palette has a transparent entry; any
+    other image as it is."""
+    if image.mode != "P":
+        return image
+    return image.convert("RGBA" if "transparency" in image.info else "RGB")
+
+
 def _full_scale(dtype: np.dtype) -> float:
     return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
@@ -160,13 +179,11 @@ def picture_from_pil(image: Image.Image) -> Picture:
             beyond 16 bits, float ``F``).
     """
     info = {key: image.info[key] for key in _METADATA_KEYS if key in image.info}
-    mode = image.mode
-    if mode in _CONVERTED_MODES:
-        target = _CONVERTED_MODES[mode]
-        if mode == "P" and "transparency" in image.info:
-            target = "RGBA"
+    if image.mode in _CONVERTED_MODES or image.mode == "P":
         info.pop("transparency", None)
-        image, mode = image.convert(target), target
+        image = without_palette(image)
+        image = image.convert(_CONVERTED_MODES.get(image.mode, image.mode))
+    mode = image.mode
     if mode == "I":  # 16-bit PNGs in some Pillow versions; kept when the values fit 16 bits
         values = np.asarray(image)
         if values.min() < 0 or values.max() > 65535:
@@ -411,3 +428,37 @@ def _picture_from_array(array: np.ndarray, name: str) -> tuple[Picture, Callable
     elif dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{name} must be uint8, uint16 or floats in [0, 1], not {dtype}")
     return Picture(array.copy()), lambda result: result.pixels.reshape(result.pixels.shape[:2] + shape[2:])
+
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def read_rgb(path: str | Path) -> Image.Image:
+    """Decode ``path`` into an upright 8-bit RGB image.
+
+    Raises:
+        ImageReadError: the file is missing, truncated, corrupt or not an image.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return to_rgb(ImageOps.exif_transpose(image))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"cannot read image {path}: {error}") from error
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL image to 8-bit RGB (16-bit scaled down, alpha over white)."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.uint32)
+        if image.mode != "I" or values.max() > 255:
+            values = values // 257  # 0–65535 onto 0–255
+        image = Image.fromarray(values.clip(0, 255).astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.asarray(image).clip(0, 255).astype(np.uint8), mode="L")
+    image = without_palette(image)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB") if image.mode != "RGB" else image
