@@ -6,9 +6,10 @@ Heavy imports (torch) happen inside the commands so that ``pconv --help`` is ins
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pconv.version import __version__
@@ -457,7 +458,7 @@ def _loss_weights(text: str) -> dict[str, float]:
 
 
 def _add_train_command(commands) -> None:
-    from pconv.train.config import DEFAULT_VGG_CROP
+    from pconv.train.config import TASKS, TrainConfig
 
     train = commands.add_parser(
         "train",
@@ -466,29 +467,29 @@ def _add_train_command(commands) -> None:
         "the flags. A run lives in --out: checkpoint.pt, metrics.jsonl, tensorboard/, samples/, "
         "model.safetensors. Multi-GPU: torchrun --nproc-per-node N -m pconv train ...",
     )
-    add = train.add_argument
+    add = _setting_adder(train, TrainConfig)
     add("--config", metavar="FILE.toml", help="settings file (keys named like the flags, with underscores)")
     add("--data", metavar="DIR", help="training images (searched recursively)")
     add("--val", metavar="DIR", help="validation images (L1/PSNR/SSIM and image grids while training)")
     add("--val-masks", metavar="DIR", help="validation masks, 255 = hole (default: generated)")
-    add("--val-limit", type=int, metavar="N", help="validation images used (default 60)")
+    add("--val-limit", type=int, metavar="N", help="validation images used")
     add("--out", metavar="DIR", help="run folder")
     add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     add("--preset", help="model preset: paper, small, mini, tiny (default paper, or --init's)")
     add("--depth", type=int, help="U-Net levels (default: the preset's)")
-    add("--crop", type=int, metavar="PX", help="training crop size (default 256)")
-    add("--batch-size", type=int, metavar="N", help="images per step and process (default 6)")
-    add("--steps", type=int, metavar="N", help="optimizer steps of the run in total (default 10000)")
+    add("--crop", type=int, metavar="PX", help="training crop size")
+    add("--batch-size", type=int, metavar="N", help="images per step and process")
+    add("--steps", type=int, metavar="N", help="optimizer steps of the run in total")
     add("--lr", type=float, help="learning rate (default 2e-4 in stage 1, 5e-5 in stage 2)")
     add("--lr-decay-steps", type=int, metavar="N",
-        help="lower the learning rate linearly to 0 over the last N steps (default 0: constant)")  # fmt: skip
+        help="lower the learning rate linearly to 0 over the last N steps; 0: a constant rate")  # fmt: skip
     add("--stage", type=int, choices=(1, 2), help="1: batch norm trains; 2: encoder batch norm frozen")
     add("--init", metavar="CHECKPOINT", help="start from these weights (stage 2: the stage-1 result)")
     add("--masks", metavar="DIR", help="training masks, augmented (default: the mask generator)")
-    add("--task", choices=("inpaint", "superres"),
-        help="inpaint (default), or superres: super-resolution as inpainting (pconv upscale)")  # fmt: skip
+    add("--task", choices=TASKS,
+        help="inpaint, or superres: super-resolution as inpainting (pconv upscale)")  # fmt: skip
     add("--scales", type=int, nargs="+", choices=(2, 4), metavar="K",
-        help="superres: upscaling factors trained, each item one of them (default 2 4)")  # fmt: skip
+        help="superres: upscaling factors trained, each item one of them")  # fmt: skip
     add_mask_convention_argument(train, channel=False, default=None)
     add("--loss-weights", dest="loss", type=_loss_weights, metavar="NAME=W,...",
         help="loss weights: valid, hole, perceptual, style, tv (default the paper's 1,6,0.05,120,0.1; "
@@ -499,24 +500,46 @@ def _add_train_command(commands) -> None:
     vgg.add_argument("--vgg-weights", metavar="PATH", help="VGG weights: .safetensors, .pth or 'torchvision'")
     vgg.add_argument("--random-vgg", action="store_true", default=None, help="random VGG (smoke tests only)")
     add("--vgg-crop", type=int, metavar="PX",
-        help=f"perceptual and style terms on a PX-square window around a random hole pixel per image "
-        f"(default {DEFAULT_VGG_CROP}); 0: on the whole image, as in the paper")  # fmt: skip
-    add("--seed", type=int, help="seed of the model init, data order, crops and masks (default 0)")
-    add("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+        help="perceptual and style terms on a PX-square window around a random hole pixel per image; "
+        "0: on the whole image, as in the paper")  # fmt: skip
+    add("--seed", type=int, help="seed of the model init, data order, crops and masks")
+    add("--device", help="auto, cpu, cuda, cuda:1, mps")
     add("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-        help="autocast (default auto: bf16 on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16), "
-        "else fp32)")  # fmt: skip
+        help="autocast; auto: bf16 on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16), "
+        "else fp32")  # fmt: skip
     add(
         "--workers",
         type=int,
         metavar="N",
         help="data-loading processes (default 0 on a CPU, else min(4, cores))",
     )
-    add("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints (default 1000)")
-    add("--val-every", type=int, metavar="N", help="steps between validations (default 1000)")
-    add("--log-every", type=int, metavar="N", help="steps between log lines (default 50)")
-    add("--export-dtype", choices=("float32", "float16"), help="dtype of model.safetensors (default float32)")
+    add("--checkpoint-every", type=int, metavar="N", help="steps between checkpoints")
+    add("--val-every", type=int, metavar="N", help="steps between validations")
+    add("--log-every", type=int, metavar="N", help="steps between log lines")
+    add("--export-dtype", choices=("float32", "float16"), help="dtype of model.safetensors")
     train.set_defaults(handler=_run_train)
+
+
+def _setting_adder(parser: argparse.ArgumentParser, settings: type) -> Callable[..., argparse.Action]:
+    """``parser.add_argument``, where a flag that sets a field of the dataclass
+    ``settings`` (named alike, dashes for underscores) gets that field's default at the
+    end of its help, so that the two cannot drift apart. Flags default to None: the
+    settings file and the dataclass decide what is not given."""
+    defaults = {
+        field.name: field.default
+        for field in dataclasses.fields(settings)
+        if field.default not in (dataclasses.MISSING, None)
+    }
+
+    def add(*flags: str, **options) -> argparse.Action:
+        name = options.get("dest") or flags[-1].lstrip("-").replace("-", "_")
+        if name in defaults and "help" in options:
+            default = defaults[name]
+            shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+            options["help"] += f" (default {shown})"
+        return parser.add_argument(*flags, **options)
+
+    return add
 
 
 def _run_train(args: argparse.Namespace) -> int:

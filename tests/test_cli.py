@@ -134,3 +134,24 @@ def test_every_training_setting_has_its_flag():
 
     parsed = vars(build_parser().parse_args(["train"]))
     assert set(TrainConfig.__dataclass_fields__) <= set(parsed)
+
+
+def test_training_flags_show_the_defaults_of_the_settings(monkeypatch):
+    import argparse
+    import dataclasses
+
+    from pconv.cli import build_parser
+    from pconv.train import TrainConfig
+
+    def help_of(dest):
+        train = next(
+            action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
+        ).choices["train"]
+        return next(action.help for action in train._actions if action.dest == dest)
+
+    assert help_of("batch_size").endswith("(default 6)")
+    assert help_of("scales").endswith("(default 2 4)")
+    # The help follows the settings' default: it is read from TrainConfig, not written twice.
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    monkeypatch.setattr(fields["batch_size"], "default", 11)
+    assert help_of("batch_size").endswith("(default 11)")

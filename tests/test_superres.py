@@ -16,8 +16,9 @@ from pconv.eval.upscaling import get_upscaler, score
 from pconv.inference import Upscaler
 from pconv.superres import downscale, grid_offset, known_grid, modcrop, sparse_canvas
 from pconv.train import TrainConfig, train
-from pconv.train.config import ConfigError
-from pconv.train.validation import ValidationSet
+from pconv.train.config import TASKS, ConfigError
+from pconv.train.tasks import TASKS_BY_NAME
+from pconv.train.validation import SuperResolutionValidationSet
 from pconv.weights import WeightsError, read_metadata, save_weights
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "coffee.png"
@@ -92,6 +93,7 @@ def test_config_checks_task_and_scales():
         config.resumed_with({"scales": [2, 4]})
     with pytest.raises(ConfigError, match="task must be inpaint or superres"):
         TrainConfig(data="d", out="o", task="deblur")
+    assert set(TASKS_BY_NAME) == set(TASKS)  # every task a config may name has its Task
     with pytest.raises(ConfigError, match="scales must be some of"):
         TrainConfig(data="d", out="o", task="superres", scales=(3,))
     with pytest.raises(ConfigError, match="crop a multiple of each"):
@@ -117,12 +119,12 @@ def test_training_a_superres_model_validates_per_scale_and_upscales(photos, tmp_
 
 
 def test_superres_validation_results_are_the_raw_output(photos, superres_weights):
-    validation = ValidationSet.build_superres(photos, crop=64, limit=4, scales=(2, 4))
-    assert validation.buckets.tolist() == [2, 4, 2, 4] and validation.group == "x"
+    validation = SuperResolutionValidationSet.build(photos, crop=64, limit=4, scales=(2, 4))
+    assert validation.groups.tolist() == [2, 4, 2, 4] and validation.group == "x"
     upscaler = Upscaler(superres_weights, "cpu")
     results = validation.results(upscaler.network.model, torch.device("cpu"), slice(0, 2))
     with torch.no_grad():
-        output, _ = upscaler.network.model(validation.canvases[:2], validation.masks[:2])
+        output, _ = upscaler.network.model(validation.inputs[:2], validation.masks[:2])
     np.testing.assert_allclose(results, (output.clamp(0, 1) * 255).round() / 255, atol=1e-6)
     assert set(validation.evaluate(upscaler.network.model, torch.device("cpu"))) >= {"psnr/x2", "ssim/x4"}
 

@@ -398,8 +398,8 @@ def test_validation_masks_from_a_folder_follow_the_buckets(tmp_path):
             write_mask(masks / f"{bucket}{int(border)}.png", hole)
     val = write_images(tmp_path / "val", 12, size=256, seed=2)
     validation = ValidationSet.build(val, crop=256, limit=12, masks=masks)
-    assert validation.buckets.tolist() == [1, 2, 3, 4, 5, 6] * 2
-    for mask, bucket in zip(validation.masks, validation.buckets, strict=True):
+    assert validation.groups.tolist() == [1, 2, 3, 4, 5, 6] * 2
+    for mask, bucket in zip(validation.masks, validation.groups, strict=True):
         assert bucket_of(hole_ratio(mask[0].numpy() == 0)) == bucket
     again = ValidationSet.build(val, crop=256, limit=12, masks=masks)
     assert torch.equal(again.masks, validation.masks) and torch.equal(again.images, validation.images)

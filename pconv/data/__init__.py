@@ -1,6 +1,6 @@
 """Image datasets for training and validation."""
 
-from pconv.data.dataset import DataError, DataWarning, InpaintingDataset, SuperResolutionDataset
+from pconv.data.dataset import DataError, DataWarning, InpaintingDataset, PhotoCrops, SuperResolutionDataset
 from pconv.data.stream import EpochStream, StepSampler
 from pconv.images import ImageReadError, read_rgb, to_rgb
 
@@ -10,6 +10,7 @@ __all__ = [
     "EpochStream",
     "ImageReadError",
     "InpaintingDataset",
+    "PhotoCrops",
     "StepSampler",
     "SuperResolutionDataset",
     "read_rgb",

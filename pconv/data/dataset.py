@@ -1,4 +1,4 @@
-"""Training and validation pairs: image crops with hole masks.
+"""Training and validation items: image crops with hole masks, or super-resolution canvases.
 
 Every random draw of item ``i`` comes from ``numpy.random.default_rng([seed, epoch,
 i])``, so a sample depends only on the seed, the epoch (:meth:`set_epoch`) and the
@@ -21,7 +21,14 @@ from pconv.masks.augment import augment_hole
 from pconv.masks.io import MaskConvention
 from pconv.superres import SCALES, check_scale, downscale, sparse_canvas
 
-__all__ = ["DataError", "DataWarning", "InpaintingDataset", "SuperResolutionDataset", "to_tensor"]
+__all__ = [
+    "DataError",
+    "DataWarning",
+    "InpaintingDataset",
+    "PhotoCrops",
+    "SuperResolutionDataset",
+    "to_tensor",
+]
 
 
 class DataError(ValueError):
@@ -32,27 +39,21 @@ class DataWarning(UserWarning):
     """A file skipped or an image altered while loading data."""
 
 
-class InpaintingDataset(torch.utils.data.Dataset):
-    """Images under ``root`` (recursive) paired with hole masks.
+class PhotoCrops(torch.utils.data.Dataset):
+    """Square crops of the images under ``root`` (recursive): what the training tasks'
+    datasets share. Subclasses say what an item is (:meth:`sample`).
 
     Args:
         root: folder of JPEG/PNG/WebP/BMP/TIFF images.
         crop_size: side of the square crops.
-        masks: ``None`` for masks from ``mask_generator``, or a folder of mask files
-            (white/255 = hole unless ``mask_convention`` says otherwise), which are
-            augmented with random dilation, rotation, translation and crop (train) or
-            resized with nearest neighbour (validation).
-        mask_generator: the generator used without ``masks`` (default: uniform over
-            the six buckets, border or not with equal chance).
         train: random crops, flips and rescales if True; centre crops otherwise.
         scale_range: ``(low, high)`` random rescale factors before cropping (train only).
         flip: random horizontal flips (train only).
         seed: base seed of every random draw.
 
-    Items are ``(image, mask)``: float32 ``(3, S, S)`` in [0, 1] and float32
-    ``(1, S, S)`` with 1 = known, 0 = hole. Images smaller than the crop are
-    upscaled (bicubic), counted once when the dataset is built. Unreadable files are
-    skipped with one :class:`DataWarning` each and counted in :attr:`skipped`.
+    Images smaller than the crop are upscaled (bicubic), counted once when the dataset
+    is built. Unreadable files are skipped with one :class:`DataWarning` each and
+    counted in :attr:`skipped`.
     """
 
     def __init__(
@@ -60,25 +61,15 @@ class InpaintingDataset(torch.utils.data.Dataset):
         root: str | Path,
         *,
         crop_size: int = 256,
-        masks: str | Path | None = None,
-        mask_generator: MaskGenerator | None = None,
-        mask_convention: MaskConvention = "white-hole",
         train: bool = True,
         scale_range: tuple[float, float] | None = None,
         flip: bool = True,
         seed: int = 0,
     ) -> None:
-        if mask_convention not in MASK_CONVENTIONS:
-            raise ValueError(f"mask_convention must be one of {MASK_CONVENTIONS}, got {mask_convention!r}")
         self.crop_size, self.train, self.flip, self.seed = crop_size, train, flip, seed
         self.scale_range = scale_range
-        self.mask_generator = mask_generator or MaskGenerator()
-        self.mask_convention = mask_convention
         self.epoch = 0
         self.skipped: list[Path] = []
-        self.mask_files = list_image_files(masks) if masks is not None else None
-        if self.mask_files == []:
-            raise DataError(f"no mask images found in {masks}")
         self.files = self._usable_images(Path(root))
 
     def _usable_images(self, root: Path) -> list[Path]:
@@ -100,7 +91,7 @@ class InpaintingDataset(torch.utils.data.Dataset):
                 f"{small} of {len(usable)} images in {root} are smaller than the {self.crop_size}px crop "
                 "and will be upscaled",
                 DataWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return usable
 
@@ -115,14 +106,12 @@ class InpaintingDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         return self.sample(index, self.epoch)
 
-    def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, ...]:
         """Item ``index`` as drawn in ``epoch`` (validation items ignore the epoch)."""
-        rng = self._rng(index, epoch)
-        crop = self._augmented_crop(index, rng)
-        return to_tensor(np.asarray(crop)), hole_to_mask(self._hole(rng))[0]
+        raise NotImplementedError
 
     def _rng(self, index: int, epoch: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch if self.train else 0, index])
@@ -160,6 +149,47 @@ class InpaintingDataset(torch.utils.data.Dataset):
             left, top = (image.width - size) // 2, (image.height - size) // 2
         return image.crop((int(left), int(top), int(left) + size, int(top) + size))
 
+
+class InpaintingDataset(PhotoCrops):
+    """Crops of the images under ``root`` paired with hole masks.
+
+    Args:
+        masks: ``None`` for masks from ``mask_generator``, or a folder of mask files
+            (white/255 = hole unless ``mask_convention`` says otherwise), which are
+            augmented with random dilation, rotation, translation and crop (train) or
+            resized with nearest neighbour (validation).
+        mask_generator: the generator used without ``masks`` (default: uniform over
+            the six buckets, border or not with equal chance).
+        Other arguments as :class:`PhotoCrops`.
+
+    Items are ``(image, mask)``: float32 ``(3, S, S)`` in [0, 1] and float32
+    ``(1, S, S)`` with 1 = known, 0 = hole.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        masks: str | Path | None = None,
+        mask_generator: MaskGenerator | None = None,
+        mask_convention: MaskConvention = "white-hole",
+        **options,
+    ) -> None:
+        if mask_convention not in MASK_CONVENTIONS:
+            raise ValueError(f"mask_convention must be one of {MASK_CONVENTIONS}, got {mask_convention!r}")
+        self.mask_generator = mask_generator or MaskGenerator()
+        self.mask_convention = mask_convention
+        self.mask_files = list_image_files(masks) if masks is not None else None
+        if self.mask_files == []:
+            raise DataError(f"no mask images found in {masks}")
+        super().__init__(root, **options)
+
+    def sample(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index`` as drawn in ``epoch`` (validation items ignore the epoch)."""
+        rng = self._rng(index, epoch)
+        crop = self._augmented_crop(index, rng)
+        return to_tensor(np.asarray(crop)), hole_to_mask(self._hole(rng))[0]
+
     def _hole(self, rng: np.random.Generator) -> np.ndarray:
         """A bool ``(S, S)`` hole, True = hole, from the generator or the mask folder."""
         size = self.crop_size
@@ -175,13 +205,13 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
-class SuperResolutionDataset(InpaintingDataset):
+class SuperResolutionDataset(PhotoCrops):
     """Crops of the images under ``root`` as super-resolution cases (:mod:`pconv.superres`).
 
     Args:
         scales: each item's scale is drawn from these (every item is one scale).
-        Other arguments as :class:`InpaintingDataset` (``crop_size`` must be a multiple
-        of every scale; the mask arguments are not used).
+        Other arguments as :class:`PhotoCrops` (``crop_size`` must be a multiple of
+        every scale).
 
     Items are ``(image, mask, canvas)``: the high-resolution crop float32 ``(3, S, S)``
     in [0, 1]; the mask ``(1, S, S)``, 1 at the canvas pixels that hold a

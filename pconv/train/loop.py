@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pconv.data import EpochStream, InpaintingDataset, StepSampler, SuperResolutionDataset
+from pconv.data import EpochStream, StepSampler
 from pconv.devices import cpu_description, resolve_device, training_compute
 from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
 from pconv.models import PConvUNet
@@ -34,7 +34,7 @@ from pconv.train.distributed import (
     setup_distributed,
 )
 from pconv.train.logger import RunLogger, save_png
-from pconv.train.validation import ValidationSet
+from pconv.train.tasks import task_of
 from pconv.weights import load_weights, save_weights
 
 __all__ = ["MISSING_VGG_MESSAGE", "TrainingError", "resume", "train"]
@@ -121,7 +121,7 @@ class Trainer:
             self.images_before = int(metadata.get("images_seen", 0))
         if checkpoint is None:
             config = _resolve_architecture(config, init_model)
-        self.config = config
+        self.config, self.task = config, task_of(config)
         self.step = checkpoint["step"] if checkpoint else 0
         self.best_psnr = checkpoint["best_psnr"] if checkpoint else -math.inf
         self.compute = training_compute(config.precision, device)
@@ -159,36 +159,15 @@ class Trainer:
             else None
         )
         self.loader = self._loader()
-        self.validation = self._validation_set() if config.val and context.is_main else None
+        self.validation = self.task.validation_set(config) if config.val and context.is_main else None
         if context.is_main:
             config.save(self.out / "config.json", compute=self._compute_record())
         self.logger = RunLogger(self.out, start_step=self.step, enabled=context.is_main)
         self._announce(checkpoint)
 
-    def _validation_set(self) -> ValidationSet:
-        config = self.config
-        if config.task == "superres":
-            return ValidationSet.build_superres(
-                config.val, crop=config.crop, limit=config.val_limit, scales=config.scales
-            )
-        return ValidationSet.build(
-            config.val, crop=config.crop, limit=config.val_limit, masks=config.val_masks, seed=config.seed
-        )
-
     def _loader(self) -> torch.utils.data.DataLoader:
         config = self.config
-        if config.task == "superres":
-            dataset = SuperResolutionDataset(
-                config.data, scales=config.scales, crop_size=config.crop, seed=config.seed
-            )
-        else:
-            dataset = InpaintingDataset(
-                config.data,
-                crop_size=config.crop,
-                masks=config.masks,
-                mask_convention=config.mask_convention,
-                seed=config.seed,
-            )
+        dataset = self.task.dataset(config)
         workers = config.workers if config.workers is not None else _default_workers(self.device)
         sampler = StepSampler(
             config.batch_size,
@@ -253,10 +232,10 @@ class Trainer:
         )
         losses = _LossAverages(self.images_seen)
         try:
-            for images, masks, *canvases in self.loader:
+            for batch in self.loader:
                 if self.step >= config.steps:
                     break
-                losses.add(self._train_step(images, masks, *canvases))
+                losses.add(self._train_step(*self.task.network_inputs(batch)))
                 self.step += 1
                 progress.update()
                 if self.step % config.log_every == 0 or self.step == config.steps:
@@ -271,16 +250,13 @@ class Trainer:
         return self._finish()
 
     def _train_step(
-        self, images: torch.Tensor, masks: torch.Tensor, canvases: torch.Tensor | None = None
+        self, images: torch.Tensor, masks: torch.Tensor, inputs: torch.Tensor
     ) -> dict[str, float]:
-        """One optimizer step on a batch; returns the loss terms.
-
-        The network sees ``canvases`` (super-resolution) or the images' known pixels.
-        """
-        memory_format = self.compute.memory_format
-        images = images.to(self.device, non_blocking=True, memory_format=memory_format)
-        masks = masks.to(self.device, non_blocking=True, memory_format=memory_format)
-        inputs = images * masks if canvases is None else canvases.to(self.device, memory_format=memory_format)
+        """One optimizer step on a batch (the task's network inputs); returns the loss terms."""
+        images, masks, inputs = (
+            tensor.to(self.device, non_blocking=True, memory_format=self.compute.memory_format)
+            for tensor in (images, masks, inputs)
+        )
         model = self.ddp or self.model
         context = self.context
         self.window_generator.manual_seed(
@@ -360,16 +336,13 @@ class Trainer:
 
     def _export(self, path: Path, extra: dict | None = None) -> Path:
         config = self.config
-        metadata = {
-            "task": config.task,
+        metadata = self.task.metadata(config) | {
             "stage": config.stage,
             "step": self.step,
             "images_seen": self.images_seen,
             "crop": config.crop,
             "training_config": config.to_dict(),
         }
-        if config.task == "superres":
-            metadata["scales"] = list(config.scales)
         dtype = torch.float16 if config.export_dtype == "float16" else torch.float32
         return save_weights(self.model, path, dtype=dtype, metadata=metadata | (extra or {}))
 

@@ -1,12 +1,17 @@
-"""Validation during training: fixed image/mask pairs spread over the six hole-ratio buckets.
+"""Validation during training: fixed cases, scored the same way at every validation.
 
-Case ``i`` is the centre crop of validation image ``i`` with a hole from bucket
-``i mod 6 + 1``, touching the border on every other round of six (for crops under
-240 px, whose band-free interior is too small for large holes, the generator decides). Holes come from the
+Inpainting (:class:`ValidationSet`): case ``i`` is the centre crop of validation image
+``i`` with a hole from bucket ``i mod 6 + 1``, touching the border on every other round
+of six (for crops under 240 px, whose band-free interior is too small for large holes,
+the generator decides). Holes come from the
 mask generator (seeded per case) or, with a mask folder (e.g. the NVIDIA test masks),
 from that folder's masks of the bucket, measured from their pixels and resized to the
-crop with nearest neighbour. The pairs never change during a run, so the numbers are
-comparable from step to step.
+crop with nearest neighbour.
+
+Super-resolution (:class:`SuperResolutionValidationSet`): the centre crops of the
+first images, the scales in turn.
+
+The cases never change during a run, so the numbers are comparable from step to step.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,27 +39,30 @@ from pconv.masks import (
 )
 from pconv.models import PConvUNet
 
-__all__ = ["ValidationSet", "image_grid"]
+__all__ = ["SuperResolutionValidationSet", "ValidationSet", "image_grid"]
 
 
 @dataclass
 class ValidationSet:
-    """Fixed validation cases.
+    """Fixed inpainting validation cases. The network sees the images' known pixels;
+    its results are composites (known pixels from the image, holes from the output).
 
     Attributes:
         images: the ground truth, ``(V, 3, S, S)`` in [0, 1].
         masks: ``(V, 1, S, S)``, 1 = known, 0 = hole.
-        buckets: ``(V,)``: each case's hole-ratio bucket, or for super-resolution its scale.
-        canvases: for super-resolution, the network's inputs ``(V, 3, S, S)``
-            (:class:`~pconv.data.SuperResolutionDataset`), whose results are its raw
-            output; None for inpainting, whose inputs are the images' known pixels and
-            whose results are composites.
+        groups: ``(V,)``: each case's group, its hole-ratio bucket here.
+        inputs: the network's inputs ``(V, 3, S, S)``: ``images * masks``.
     """
 
     images: Tensor
     masks: Tensor
-    buckets: Tensor
-    canvases: Tensor | None = None
+    groups: Tensor
+    inputs: Tensor
+
+    #: How per-group scores are named: ``psnr/bucket3``.
+    group: ClassVar[str] = "bucket"
+    #: Whether the detail in holes is scored (it needs holes thick enough to erode).
+    scores_detail: ClassVar[bool] = True
 
     @classmethod
     def build(
@@ -74,24 +83,7 @@ class ValidationSet:
             holes = _holes_from_folder(masks, buckets, borders, crop)
         images = torch.stack([dataset.sample(i, 0)[0] for i in range(count)])
         mask_batch = torch.cat([hole_to_mask(hole) for hole in holes])
-        return cls(images, mask_batch, torch.tensor(buckets))
-
-    @classmethod
-    def build_superres(
-        cls, folder: str | Path, *, crop: int, limit: int, scales: tuple[int, ...]
-    ) -> ValidationSet:
-        """Centre crops of the first ``limit`` images, the scales in turn."""
-        dataset = SuperResolutionDataset(folder, scales=scales, crop_size=crop, train=False)
-        count = min(limit, len(dataset))
-        images, masks, canvases = (
-            torch.stack(parts) for parts in zip(*map(dataset.sample, range(count), [0] * count), strict=True)
-        )
-        return cls(images, masks, torch.tensor(list(map(dataset.validation_scale, range(count)))), canvases)
-
-    @property
-    def group(self) -> str:
-        """How per-group scores are named: ``psnr/bucket3`` (inpainting), ``psnr/x4`` (super-resolution)."""
-        return "bucket" if self.canvases is None else "x"
+        return cls(images, mask_batch, torch.tensor(buckets), images * mask_batch)
 
     @torch.no_grad()
     def evaluate(self, model: PConvUNet, device: torch.device, batch_size: int = 8) -> dict[str, float]:
@@ -106,36 +98,60 @@ class ValidationSet:
             scores["l1"].append(l1_percent(results, targets))
             scores["psnr"].append(psnr(results, targets))
             scores["ssim"].append(ssim(results, targets))
-            if self.canvases is None:  # super-resolution's one-pixel holes have no eroded interior
+            if self.scores_detail:
                 scores["detail"].append(detail(results, targets, 1 - self.masks[first : first + batch_size]))
         means = {}
         for name, values in scores.items():
             values = torch.cat(values)
             means[name] = values.nanmean().item()
-            for group in self.buckets.unique().tolist():
-                means[f"{name}/{self.group}{group}"] = values[self.buckets == group].nanmean().item()
+            for group in self.groups.unique().tolist():
+                means[f"{name}/{self.group}{group}"] = values[self.groups == group].nanmean().item()
         return means
 
     def results(self, model: PConvUNet, device: torch.device, cases: slice) -> Tensor:
-        """The network's results for ``cases`` (composites, or super-resolution's raw
-        output), on the CPU, quantised to 8 bits. Inference also blends fills into their
-        borders (pconv.inference.blending); validation scores the network alone."""
-        output = _predict(model, device, self._inputs(cases), self.masks[cases])
-        if self.canvases is None:
-            output = composite(self.images[cases], output, self.masks[cases])
-        return (output * 255).round().div(255)
+        """The network's results for ``cases``, on the CPU, quantised to 8 bits.
+        Inference also blends fills into their borders (pconv.inference.blending);
+        validation scores the network alone."""
+        output = _predict(model, device, self.inputs[cases], self.masks[cases])
+        return (self._result(output, cases) * 255).round().div(255)
+
+    def _result(self, output: Tensor, cases: slice) -> Tensor:
+        """The result of the network's ``output`` for ``cases``: the composite."""
+        return composite(self.images[cases], output, self.masks[cases])
 
     def grid(self, model: PConvUNet, device: torch.device, count: int = 6) -> Tensor:
         """``(3, count·S, 4·S)`` image: per case the input (holes white), output, composite, ground truth."""
-        images, masks, inputs = self.images[:count], self.masks[:count], self._inputs(slice(count))
+        images, masks, inputs = self.images[:count], self.masks[:count], self.inputs[:count]
         output = _predict(model, device, inputs, masks)
         return image_grid([inputs + (1 - masks), output, composite(images, output, masks), images])
 
-    def _inputs(self, cases: slice) -> Tensor:
-        """The network's inputs: the canvases, or the images' known pixels."""
-        if self.canvases is not None:
-            return self.canvases[cases]
-        return self.images[cases] * self.masks[cases]
+
+@dataclass
+class SuperResolutionValidationSet(ValidationSet):
+    """Fixed super-resolution validation cases (:mod:`pconv.superres`). The network sees
+    the canvases (``inputs``: the low-resolution image spread over the grid); its
+    results are its raw output, scored against the high-resolution ``images``; the
+    groups are the scales (``psnr/x4``). Detail is not scored: one-pixel holes have no
+    eroded interior."""
+
+    group: ClassVar[str] = "x"
+    scores_detail: ClassVar[bool] = False
+
+    @classmethod
+    def build(
+        cls, folder: str | Path, *, crop: int, limit: int, scales: tuple[int, ...]
+    ) -> SuperResolutionValidationSet:
+        """Centre crops of the first ``limit`` images, the scales in turn."""
+        dataset = SuperResolutionDataset(folder, scales=scales, crop_size=crop, train=False)
+        count = min(limit, len(dataset))
+        images, masks, canvases = (
+            torch.stack(parts) for parts in zip(*map(dataset.sample, range(count), [0] * count), strict=True)
+        )
+        return cls(images, masks, torch.tensor(list(map(dataset.validation_scale, range(count)))), canvases)
+
+    def _result(self, output: Tensor, cases: slice) -> Tensor:
+        """The network's raw output: the canvas's known pixels are low-resolution values."""
+        return output
 
 
 @torch.no_grad()
