@@ -115,6 +115,10 @@ def _add_inpaint_command(commands) -> None:
         action="store_false",
         help="write the network's fill as it is, not blended into the hole's border (the paper's form)",
     )
+    add("--refine", action="store_true",
+        help="rebuild the fills from patches of the image's known pixels, steered by the network's "
+        "fill: real texture in large holes, about 1 s more per 512x512 image on 2 CPU cores")  # fmt: skip
+    add("--seed", type=int, default=0, help="seed of --refine's random search (default 0)")
     add_mask_convention_argument(inpaint)
     inpaint.set_defaults(handler=_run_inpaint)
 
@@ -133,7 +137,8 @@ def _run_inpaint(args: argparse.Namespace) -> int:
     windows = {key: value for key in ("max_pixels", "context") if (value := getattr(args, key)) is not None}
     inpainter = Inpainter(
         args.weights, args.device, precision=args.precision, compile=args.compile,
-        backend=args.backend, onnx=args.onnx, blend=args.blend, **windows,
+        backend=args.backend, onnx=args.onnx, blend=args.blend, refine=args.refine, seed=args.seed,
+        **windows,
     )  # fmt: skip
     masks = {"mask_convention": args.mask_convention, "mask_channel": args.mask_channel}
     if single:
@@ -244,6 +249,7 @@ def _add_evaluate_command(commands) -> None:
     add("--masks", required=True, metavar="DIR", help="masks, 255 = hole (e.g. the NVIDIA test masks)")
     add("--methods", default="pconv,telea,ns", metavar="A,B,...",
         help="from pconv (the default model), pconv:PATH, pconv-noblend[:PATH] (no border blending), "
+        "pconv-refine[:PATH] (refined with patch synthesis), "
         "telea, ns, biharmonic, patchmatch")  # fmt: skip
     add("--pairs", metavar="FILE.csv", help="explicit pairs: CSV with columns image,mask (relative paths)")
     add("--seed", type=int, default=0, help="seed of the image-mask pairing (default 0)")

@@ -51,6 +51,26 @@ def test_inpaints_a_file_keeping_known_pixels(case, tiny_weights, capsys):
     assert (result[hole] != image[hole]).any()
 
 
+def test_refine_and_seed_flags_reach_the_inpainter(case, tiny_weights):
+    folder, image, hole = case
+    paths = ("--mask", folder / "mask.png", "-o")
+    inpaint(folder / "photo.png", *paths, folder / "plain.png", weights=tiny_weights)
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        inpaint(
+            folder / "photo.png",
+            *paths,
+            folder / f"{name}.png",
+            "--refine",
+            "--seed",
+            seed,
+            weights=tiny_weights,
+        )
+    plain, a, b, c = (np.asarray(Image.open(folder / f"{name}.png")) for name in ("plain", "a", "b", "c"))
+    np.testing.assert_array_equal(a[~hole], image[~hole])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, plain) and not np.array_equal(a, c)
+
+
 @pytest.mark.parametrize(
     ("mode", "pixels"),
     [

@@ -97,6 +97,20 @@ def test_inpaint_answers_the_libraries_result_as_png(inpainter):
     assert (result[hole] != image[hole]).any(axis=-1).mean() > 0.9
 
 
+def test_the_refine_field_answers_the_libraries_refined_result(inpainter):
+    image, hole = photo(), hole_of()
+    with serve(inpainter) as client:
+        refined = client.post("/api/inpaint", **upload(encode(image), mask_png(hole), refine="true"))
+        plain = client.post("/api/inpaint", **upload(encode(image), mask_png(hole), refine="false"))
+    assert refined.status_code == plain.status_code == 200
+    expected = inpainter.inpaint(Picture(image.copy()), hole, refine=True).pixels
+    np.testing.assert_array_equal(decode(refined.content), expected)
+    np.testing.assert_array_equal(
+        decode(plain.content), inpainter.inpaint(Picture(image.copy()), hole).pixels
+    )
+    assert not np.array_equal(decode(refined.content), decode(plain.content))
+
+
 @pytest.mark.parametrize(("format", "content_type"), [("jpeg", "image/jpeg"), ("webp", "image/webp")])
 def test_output_formats(inpainter, format, content_type):
     image, hole = photo(), hole_of()
@@ -378,7 +392,7 @@ def test_openapi_documents_the_form(inpainter):
     form = next(iter(operation["requestBody"]["content"].values()))["schema"]
     if "$ref" in form:
         form = schema["components"]["schemas"][form["$ref"].rsplit("/", 1)[1]]
-    assert set(form["properties"]) == {"image", "mask", "mask_convention", "mask_channel", "format"}
+    assert set(form["properties"]) == {"image", "mask", "mask_convention", "mask_channel", "refine", "format"}
     assert set(form["required"]) == {"image", "mask"}
     assert {"200", "400", "413", "415", "422", "503", "504"} <= set(operation["responses"])
     assert "/api/health" in schema["paths"]

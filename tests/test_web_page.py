@@ -241,6 +241,26 @@ def test_server_errors_are_shown_as_readable_messages(page):
     assert page.is_hidden("#error")
 
 
+def test_the_texture_toggle_asks_the_server_to_refine(page):
+    box = open_example(page)
+    sent = []
+
+    def answer(route):
+        sent.append(route.request.post_data_buffer)
+        route.fulfill(status=503, content_type="application/json", body=json.dumps({"detail": "busy"}))
+
+    page.route("**/api/inpaint", answer)
+    paint_with_mouse(page, box, STROKES[0])
+    for texture in (False, True):
+        if texture:
+            page.check("#refine")
+        page.click("#inpaint")
+        page.wait_for_selector("#error:not([hidden])")
+        page.click("#error-close")
+    assert [b'name="refine"\r\n\r\ntrue' in body for body in sent] == [False, True]
+    assert b'name="refine"\r\n\r\nfalse' in sent[0]
+
+
 def test_files_the_browser_cannot_open_are_refused_in_words(page, tmp_path):
     (tmp_path / "notes.png").write_text("not a picture")
     page.set_input_files("#file", str(tmp_path / "notes.png"))

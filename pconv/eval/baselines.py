@@ -89,9 +89,6 @@ def get_baseline(name: str) -> Baseline:
         MissingDependencyError: its package is not installed.
     """
     if name not in BASELINES:
-        raise ValueError(
-            f"unknown method {name!r}; choose from pconv, pconv:PATH, pconv-noblend[:PATH], "
-            f"{', '.join(BASELINES)}"
-        )
+        raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
     _require(*_DEPENDENCIES[name], name)
     return BASELINES[name]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pconv.eval.baselines import get_baseline
+from pconv.eval.baselines import BASELINES, get_baseline
 from pconv.eval.cases import Case, load_case
 from pconv.eval.metrics import BORDER_BANDS, border_band_l1, detail, l1_percent, psnr, ssim
 from pconv.masks.buckets import BUCKETS
@@ -78,17 +78,30 @@ class Record:
     l1_band_over_8: float
 
 
+#: The pconv methods of :func:`get_method`: name → Inpainter options.
+PCONV_METHODS = {
+    "pconv": {},
+    "pconv-noblend": {"blend": False},
+    "pconv-refine": {"refine": True},
+}
+
+
 def get_method(name: str, device: str | None = None) -> Method:
     """``pconv`` (the default model), ``pconv:PATH`` (a weights or checkpoint file),
     ``pconv-noblend`` or ``pconv-noblend:PATH`` (the same without blending fills into the
-    holes' borders, see :mod:`pconv.inference.blending`) or a baseline name from
+    holes' borders, see :mod:`pconv.inference.blending`), ``pconv-refine`` or
+    ``pconv-refine:PATH`` (fills refined with patch synthesis, see
+    :mod:`pconv.inference.synthesis`) or a baseline name from
     :data:`pconv.eval.baselines.BASELINES`."""
     kind, _, path = name.partition(":")
-    if kind in ("pconv", "pconv-noblend"):
+    if kind in PCONV_METHODS:
         from pconv.inference import Inpainter
 
-        inpainter = Inpainter(path or None, device, blend=kind == "pconv")
+        inpainter = Inpainter(path or None, device, **PCONV_METHODS[kind])
         return lambda images, holes: inpainter.inpaint_batch(list(images), list(holes))
+    if name not in BASELINES:
+        pconv_methods = ", ".join(f"{method}[:PATH]" for method in PCONV_METHODS)
+        raise ValueError(f"unknown method {name!r}; choose from {pconv_methods}, {', '.join(BASELINES)}")
     baseline = get_baseline(name)
     return lambda images, holes: [baseline(image, hole) for image, hole in zip(images, holes, strict=True)]
 

@@ -4,8 +4,9 @@ Routes:
 
 - ``POST /api/inpaint``: multipart form with the files ``image`` and ``mask`` (same
   size; white / 255 = hole unless ``mask_convention=black-hole``) and the optional
-  fields ``mask_convention``, ``mask_channel`` and ``format`` (``png``, ``jpeg`` or
-  ``webp``); answers the inpainted image. Known pixels come back unchanged (exactly, in
+  fields ``mask_convention``, ``mask_channel``, ``refine`` (``true``: fills refined
+  with patch synthesis, :mod:`pconv.inference.synthesis`) and ``format`` (``png``,
+  ``jpeg`` or ``webp``); answers the inpainted image. Known pixels come back unchanged (exactly, in
   PNG and WebP, which are written lossless).
 - ``GET /api/health``: version, model, device, limits and the number of pending requests.
 - ``GET /``: the web page (``pconv/serve/static``); ``/docs`` and ``/redoc``: the OpenAPI
@@ -154,6 +155,9 @@ def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastA
             "white-hole"
         ),
         mask_channel: Annotated[MaskChannel, Form(description="read the mask's alpha or luminance")] = "auto",
+        refine: Annotated[
+            bool, Form(description="refine the fill with patch synthesis: texture in large holes, slower")
+        ] = False,
         format: Annotated[Literal["png", "jpeg", "webp"], Form(description="of the answer")] = "png",
     ) -> Response:
         pillow_format, content_type = OUTPUT_FORMATS[format]
@@ -166,7 +170,7 @@ def create_app(inpainter: Inpainter, limits: ServeLimits | None = None) -> FastA
             await run_in_threadpool(_encode, pixel, pillow_format)  # can the format hold it?
             headers = {"Content-Disposition": f'inline; filename="inpainted.{format}"'}
             if hole.any():
-                future = reservation.submit(lambda: inpainter.inpaint(picture, hole))
+                future = reservation.submit(lambda: inpainter.inpaint(picture, hole, refine=refine))
                 picture = await _result(future, inference, limits.request_timeout)
             else:
                 headers["X-Pconv-Notice"] = "the mask has no hole: the image is returned unchanged"

@@ -11,7 +11,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   model: $("model"), file: $("file"), open: $("open"), openHint: $("open-hint"),
   brush: $("brush"), eraser: $("eraser"), size: $("size"), sizeValue: $("size-value"),
-  undo: $("undo"), redo: $("redo"), clear: $("clear"), inpaint: $("inpaint"),
+  undo: $("undo"), redo: $("redo"), clear: $("clear"), refine: $("refine"), inpaint: $("inpaint"),
   compare: $("compare"), download: $("download"),
   progress: $("progress"), progressText: $("progress-text"), progressBar: $("progress-bar"),
   error: $("error"), errorText: $("error-text"), errorClose: $("error-close"),
@@ -54,6 +54,7 @@ function inpaintRequest(imageBlob, maskBlob) {
     const form = new FormData();
     form.append("image", imageBlob, state.image.name);
     form.append("mask", maskBlob, "mask.png");
+    form.append("refine", ui.refine.checked ? "true" : "false");
     const request = new XMLHttpRequest();
     request.open("POST", "/api/inpaint");
     request.responseType = "blob";
