@@ -191,7 +191,12 @@ class _Sources:
     def _principal_components(self) -> Tensor:
         """``(COMPONENTS, 3, PATCH, PATCH)``: the main directions of the known patches."""
         picks = self.random(min(self.count, 4096))
-        patches = F.unfold(self.image[None], PATCH, padding=PATCH // 2)[0][:, picks].T  # (P, 3·PATCH²)
+        offsets = torch.arange(PATCH) - PATCH // 2
+        rows = (picks // self.shape[1])[:, None, None] + offsets[None, :, None]  # (P, PATCH, 1)
+        columns = (picks % self.shape[1])[:, None, None] + offsets[None, None, :]  # (P, 1, PATCH)
+        patches = (
+            self.image[:, rows, columns].permute(1, 0, 2, 3).flatten(1)
+        )  # (P, 3·PATCH²), as conv weights
         patches = patches - patches.mean(dim=0)
         _, vectors = torch.linalg.eigh(patches.T @ patches)
         components = min(COMPONENTS, vectors.shape[1])
