@@ -25,7 +25,7 @@ LEVELS = {
     "serve": 5, "train": 5,
     "eval": 4, "losses": 4, "data": 4,
     "inference": 3,
-    "weights": 2, "checkpoints": 2, "export": 2, "masks": 2,
+    "weights": 2, "checkpoints": 2, "export": 2, "masks": 2, "environment": 2,
     "models": 1, "reference": 1, "superres": 1, "images": 1,
     "layers": 0, "functional": 0, "devices": 0, "files": 0, "version": 0,
 }  # fmt: skip

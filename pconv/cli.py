@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -407,25 +406,17 @@ def _add_masks_commands(commands) -> None:
 
 
 def _run_masks_generate(args: argparse.Namespace) -> int:
-    import numpy as np
+    from pconv.masks.folder import bucket_histogram, format_histogram, write_generated_masks
 
-    from pconv.masks import MaskGenerator, write_mask
-    from pconv.masks.folder import bucket_histogram, describe_hole, format_histogram
-
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{index:05d}.png" for index in range(args.count)]
-    existing = [path for path in paths if path.exists()]
-    if existing and not args.overwrite:
-        raise CommandError(f"{len(existing)} files already exist (first: {existing[0]}); pass --overwrite")
-    generator, written = MaskGenerator(), []
+    try:
+        written = write_generated_masks(
+            args.out_dir, args.count, tuple(args.size), seed=args.seed, bucket=args.bucket,
+            border=args.border, overwrite=args.overwrite,
+        )  # fmt: skip
+    except FileExistsError as error:
+        raise CommandError(str(error)) from None
     width, height = args.size
-    for index, path in enumerate(paths):
-        rng = np.random.default_rng([args.seed, index])  # mask i depends on (seed, i) only
-        hole = generator(height, width, rng, bucket=args.bucket, border=args.border)
-        write_mask(path, hole)
-        written.append(describe_hole(hole, path))
-    print(f"wrote {len(paths)} masks ({width}×{height}, 255 = hole) to {out_dir}")
+    print(f"wrote {len(written)} masks ({width}×{height}, 255 = hole) to {args.out_dir}")
     print(format_histogram(bucket_histogram(written)))
     return 0
 
@@ -753,56 +744,10 @@ def _device_description(device) -> str:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    import torch
+    from pconv.environment import environment_report
 
-    from pconv.devices import cpu_description, training_compute
-    from pconv.models import get_preset, list_presets
-
-    print(f"pconv   {__version__}")
-    print(f"torch   {torch.__version__}")
-    print(f"python  {platform.python_version()} ({sys.executable})")
-    print(f"cpu     {cpu_description()}")
-    print(f"train   on the CPU: {training_compute('auto', torch.device('cpu')).describe()}")
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            print(f"cuda:{index}  {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})")
-    else:
-        print("cuda    not available")
-    print(f"mps     {'available' if torch.backends.mps.is_available() else 'not available'}")
-    print(f"model   {_default_model_description()}")
-    print(f"upscale {_superres_model_description()}")
-    print("presets")
-    for name in list_presets():
-        config = get_preset(name)
-        widths = ",".join(str(w) for w in config.widths)
-        print(f"  {name:<6} depth {config.depth}, widths {widths}")
+    print(environment_report())
     return 0
-
-
-def _default_model_description() -> str:
-    from pconv.weights import default_weights
-
-    return _installed_model_description(default_weights, "pconv inpaint")
-
-
-def _superres_model_description() -> str:
-    from pconv.weights import default_superres_weights
-
-    return _installed_model_description(default_superres_weights, "pconv upscale")
-
-
-def _installed_model_description(locate, command: str) -> str:
-    from pconv.weights import WeightsError, read_metadata
-
-    try:
-        path = locate()
-    except WeightsError:
-        return f"none installed ({command} needs --weights)"
-    metadata = read_metadata(path)
-    description = f"default: preset {metadata.get('preset')}, depth {metadata.get('depth')}"
-    if "images_seen" in metadata:
-        description += f", {int(metadata['images_seen']):,} training images seen"
-    return f"{description} ({path})"
 
 
 class CommandError(Exception):

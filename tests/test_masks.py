@@ -258,3 +258,16 @@ def test_nvidia_masks_are_assigned_from_pixels(tmp_path):
 def test_resize_to_the_same_size_returns_the_mask_unchanged():
     hole = generate_mask(32, 48, bucket=2, border=True, seed=2)
     assert resize_hole(hole, (48, 32)) is hole
+
+
+def test_generated_mask_folders_are_written_by_a_library_function(tmp_path):
+    from pconv.masks.folder import write_generated_masks
+
+    written = write_generated_masks(tmp_path / "a", 3, (40, 30), seed=5, bucket=2)
+    assert [info.path.name for info in written] == ["00000.png", "00001.png", "00002.png"]
+    assert {info.bucket for info in written} == {2} and read_mask(written[0].path).shape == (30, 40)
+    again = write_generated_masks(tmp_path / "b", 3, (40, 30), seed=5, bucket=2)
+    assert [info.hole_ratio for info in again] == [info.hole_ratio for info in written]  # (seed, i) decide
+    with pytest.raises(FileExistsError, match="3 files already exist"):
+        write_generated_masks(tmp_path / "a", 3, (40, 30))
+    assert len(write_generated_masks(tmp_path / "a", 3, (40, 30), overwrite=True)) == 3

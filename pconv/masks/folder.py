@@ -1,7 +1,9 @@
-"""Mask folders: per-file hole ratio, bucket and border, computed from the pixels.
+"""Mask folders: per-file hole ratio, bucket and border, computed from the pixels, and
+folders of generated masks written.
 
 Used for the paper's published test masks (``../shared/data/masks/nvidia_test``,
-255 = hole) and for any folder of masks written by ``pconv masks generate``.
+255 = hole) and for any folder of masks written by :func:`write_generated_masks`
+(``pconv masks generate``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 from pconv.files import list_image_files
 from pconv.masks.buckets import BORDER_MARGIN, BUCKETS, bucket_of, hole_ratio, touches_border
-from pconv.masks.io import MaskChannel, MaskConvention, MaskError, read_mask
+from pconv.masks.generate import MaskGenerator
+from pconv.masks.io import MaskChannel, MaskConvention, MaskError, read_mask, write_mask
 
 __all__ = [
     "MaskInfo",
@@ -26,6 +29,7 @@ __all__ = [
     "format_histogram",
     "load_nvidia_masks",
     "scan_masks",
+    "write_generated_masks",
 ]
 
 
@@ -111,3 +115,38 @@ def format_histogram(histogram: Counter[tuple[int | None, bool]]) -> str:
     touching = sum(count for (_, border), count in histogram.items() if border)
     rows.append(row("all", "", inside, touching))
     return "\n".join(rows)
+
+
+def write_generated_masks(
+    folder: str | Path,
+    count: int,
+    size: tuple[int, int],
+    *,
+    seed: int = 0,
+    bucket: int | None = None,
+    border: bool | None = None,
+    overwrite: bool = False,
+) -> list[MaskInfo]:
+    """Write ``count`` masks of the default :class:`MaskGenerator` (``size`` is ``(width,
+    height)``) as ``folder/00000.png``, … (255 = hole); mask ``i`` depends on ``(seed,
+    i)`` only. ``bucket`` and ``border`` constrain every mask (None: drawn at random).
+
+    Raises:
+        FileExistsError: some of the files exist (without ``overwrite``); nothing is written.
+    """
+    folder = Path(folder)
+    paths = [folder / f"{index:05d}.png" for index in range(count)]
+    existing = [path for path in paths if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{len(existing)} files already exist (first: {existing[0]}); "
+            "overwrite=True (--overwrite) replaces them"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    generator, written = MaskGenerator(), []
+    width, height = size
+    for index, path in enumerate(paths):
+        hole = generator(height, width, np.random.default_rng([seed, index]), bucket=bucket, border=border)
+        write_mask(path, hole)
+        written.append(describe_hole(hole, path))
+    return written
