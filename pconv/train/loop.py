@@ -98,10 +98,19 @@ def _run(config: TrainConfig, checkpoint: dict | None) -> Path:
     context = setup_distributed(device.type)
     if context.enabled and device.type == "cuda":
         device = torch.device("cuda", context.local_rank)
+    trainer = None
     try:
-        return Trainer(config, device, context, checkpoint).run()
+        trainer = Trainer(config, device, context, checkpoint)
+        path = trainer.run()
+        if context.enabled:
+            # No process tears down while another still gathers or exports: a process that
+            # destroyed its group early aborted at exit now and then (gloo, CPU).
+            dist.barrier()
+        return path
     finally:
         if context.enabled:
+            if trainer is not None:
+                trainer.ddp = None  # DDP's reducer holds the process group: release it first
             dist.destroy_process_group()
 
 
