@@ -27,7 +27,7 @@ LEVELS = {
     "inference": 3,
     "weights": 2, "checkpoints": 2, "export": 2, "masks": 2, "environment": 2,
     "models": 1, "reference": 1, "superres": 1, "images": 1,
-    "layers": 0, "functional": 0, "devices": 0, "files": 0, "version": 0,
+    "layers": 0, "functional": 0, "devices": 0, "files": 0, "heap": 0, "version": 0,
 }  # fmt: skip
 
 _BEGIN, _END = "<!-- imports: begin (python docs/architecture.py) -->", "<!-- imports: end -->"

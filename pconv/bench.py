@@ -18,7 +18,6 @@ process's peak resident memory above its level before the run. Ratios are to ``c
 
 from __future__ import annotations
 
-import ctypes
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pconv.heap import give_back_free_memory, map_large_allocations
 from pconv.layers import PartialConv2d
 from pconv.masks.generate import generate_mask
 from pconv.models import PConvUNet, get_preset
@@ -334,12 +334,8 @@ def _release_free_memory() -> None:
     without raising the resident peak, which would under-count its memory. Timings
     run before any memory measurement, under glibc's default settings.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: fixed, no longer raised by frees
-    libc.malloc_trim(0)
+    map_large_allocations(64 * 1024)
+    give_back_free_memory()
 
 
 def _proc_status_bytes(key: str) -> int:

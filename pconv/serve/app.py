@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pconv.devices import precision_name
+from pconv.heap import give_back_free_memory
 from pconv.images import ImageTooLargeError, UnsupportedImageError, encode_picture
 from pconv.inference import Inpainter, Picture
 from pconv.inference.folders import read_image_and_hole
@@ -297,7 +298,8 @@ class UploadLimit:
     over it while it arrives (chunked) gets a 413 then. While ``max_bodies`` requests with
     a body are held (received, waiting or being inpainted), another gets a 503 with
     ``Retry-After`` (``retry_after()`` seconds) before its body is read. A body is read
-    whole, then handed on to the app.
+    whole, then handed on to the app. When the last held request is done, the heap's
+    free memory goes back to the system (:func:`pconv.heap.give_back_free_memory`).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_bodies: int, retry_after: Callable[[], int]) -> None:
@@ -320,6 +322,8 @@ class UploadLimit:
             return await self._read_then_call(scope, receive, send)
         finally:
             self.held -= 1
+            if self.held == 0:  # the server is idle: what the uploads and their work freed goes back
+                give_back_free_memory()
 
     async def _read_then_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, more = bytearray(), True
