@@ -125,11 +125,16 @@ def export_torchscript(
 
 def _prepared(model: PConvUNet, size: tuple[int, int] | None) -> tuple[ExportedUNet, tuple[Tensor, Tensor]]:
     """The export wrapper (float32, eval, CPU) and an example input of ``size`` (or 2·multiple square)."""
+    if model.base != "none":
+        raise ExportError(
+            f"preset {model.preset!r} adds its output to an interpolation whose scale is read from "
+            "each mask; a traced graph would keep the example's: export inpainting models only"
+        )
     multiple = model.multiple
     if size is not None and (min(size) < 1 or size[0] % multiple or size[1] % multiple):
         raise ExportError(
-            f"height and width must be positive multiples of {multiple} (2**depth for this "
-            f"depth-{model.depth} model), got {size[0]}×{size[1]}"
+            f"height and width must be positive multiples of {multiple} (the product of this "
+            f"depth-{model.depth} model's strides), got {size[0]}×{size[1]}"
         )
     height, width = size if size is not None else (2 * multiple, 2 * multiple)
     generator = torch.Generator().manual_seed(0)

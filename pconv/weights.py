@@ -2,9 +2,10 @@
 
 A weights file holds a :class:`~pconv.models.PConvUNet` state dict (float32 or
 float16) and string metadata: ``format`` (``"pconv-unet"``), ``preset``, ``depth``,
-``in_channels``, the preset's ``widths`` and ``kernel_sizes`` (JSON, checked on
-load), ``pconv_version``, and whatever the writer adds (training step, images seen,
-stage, the training config as JSON). :func:`load_model` also reads the full training
+``in_channels``, the preset's ``widths``, ``kernel_sizes``, ``strides`` and ``base``
+(checked on load; files without the last two have the paper's), ``pconv_version``,
+and whatever the writer adds (training step, images seen, stage, the training config
+as JSON). :func:`load_model` also reads the full training
 checkpoints written by ``pconv train``.
 """
 
@@ -49,7 +50,7 @@ class WeightsError(ValueError):
 
 #: Metadata keys :func:`save_weights` writes for every model.
 _WRITTEN_BY_SAVE = frozenset(
-    {"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "pconv_version"}
+    {"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "strides", "base", "pconv_version"}
 )
 
 
@@ -62,6 +63,8 @@ def _architecture(model: PConvUNet) -> dict[str, str]:
         "in_channels": str(model.in_channels),
         "widths": json.dumps(list(preset.widths)),
         "kernel_sizes": json.dumps(list(preset.kernel_sizes)),
+        "strides": json.dumps(list(preset.strides)),
+        "base": preset.base,
     }
 
 
@@ -114,16 +117,24 @@ def _model_from_metadata(metadata: dict[str, str], path: Path) -> PConvUNet:
         )
     try:
         preset = get_preset(metadata["preset"])
-        expected = (json.loads(metadata["widths"]), json.loads(metadata["kernel_sizes"]))
+        # Files from before strides and base existed have the paper's: all 2, no base.
+        saved = {
+            "widths": json.loads(metadata["widths"]),
+            "kernel_sizes": json.loads(metadata["kernel_sizes"]),
+            "strides": json.loads(metadata.get("strides", json.dumps([2] * len(preset.widths)))),
+            "base": metadata.get("base", "none"),
+        }
         model = PConvUNet(
             metadata["preset"], int(metadata["depth"]), in_channels=int(metadata["in_channels"])
         )
     except (KeyError, ValueError) as error:
         raise WeightsError(f"{path} describes an architecture this pconv cannot build: {error}") from None
-    if expected != (list(preset.widths), list(preset.kernel_sizes)):
+    ours = {name: list(value) if isinstance(value, tuple) else value for name, value in vars(preset).items()}
+    differences = [f"{name} {saved[name]} (here {ours[name]})" for name in saved if saved[name] != ours[name]]
+    if differences:
         raise WeightsError(
-            f"{path} was trained with preset {metadata['preset']!r} = widths {expected[0]}, kernels "
-            f"{expected[1]}, which differs from this pconv's preset of that name"
+            f"{path} was trained with preset {metadata['preset']!r} of {', '.join(differences)}, "
+            "which differs from this pconv's preset of that name"
         )
     return model
 

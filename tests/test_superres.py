@@ -13,7 +13,10 @@ from PIL import Image
 from pconv.cli import main
 from pconv.data import SuperResolutionDataset
 from pconv.eval.upscaling import get_upscaler, score
+from pconv.export import ExportError, export_torchscript
 from pconv.inference import Upscaler
+from pconv.models import PConvUNet
+from pconv.models.interpolation import grid_scales, interpolate_known_grid
 from pconv.superres import downscale, grid_offset, known_grid, modcrop, sparse_canvas
 from pconv.train import TrainConfig, train
 from pconv.train.config import TASKS, ConfigError
@@ -28,8 +31,6 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "coffee.png"
 def superres_weights(tmp_path_factory):
     """A seeded tiny model saved as a super-resolution model for ×2 and ×4."""
     torch.manual_seed(0)
-    from pconv import PConvUNet
-
     path = tmp_path_factory.mktemp("superres") / "tiny_sr.safetensors"
     return save_weights(PConvUNet("tiny").eval(), path, metadata={"task": "superres", "scales": [2, 4]})
 
@@ -57,6 +58,50 @@ def test_each_low_resolution_pixel_sits_at_its_cells_offset():
         grid_offset(3)
     with pytest.raises(ValueError, match="multiple of 4"):
         known_grid(8, 10, 4)
+
+
+def canvas_tensors(low: np.ndarray, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image, mask)`` tensors ``(1, C, H, W)``, ``(1, 1, H, W)`` of ``low``'s canvas (float32)."""
+    canvas, hole = sparse_canvas(low, scale)
+    image = torch.from_numpy(canvas.astype(np.float32)).permute(2, 0, 1)[None]
+    return image, torch.from_numpy(~hole).float()[None, None]
+
+
+def pillow_bicubic(low: np.ndarray, scale: int) -> np.ndarray:
+    """Each channel of float ``low`` ``(h, w, C)`` upscaled by Pillow's BICUBIC, ``(C, H, W)``."""
+    size = (low.shape[1] * scale, low.shape[0] * scale)
+    return np.stack([np.asarray(Image.fromarray(plane).resize(size, Image.Resampling.BICUBIC))
+                     for plane in low.transpose(2, 0, 1)])  # fmt: skip
+
+
+def test_the_known_grid_interpolated_is_pillows_bicubic_upscale():
+    """Normalised convolution with the cubic kernel, borders included, in a batch of ×2 and ×4."""
+    low = np.random.default_rng(0).random((12, 10, 3), dtype=np.float32)
+    (image2, mask2), (image4, mask4) = canvas_tensors(low[:, :], 2), canvas_tensors(low[:6, :5], 4)
+    assert grid_scales(torch.cat([mask2, mask4])) == [2, 4]
+    batch = interpolate_known_grid(torch.cat([image2, image4]), torch.cat([mask2, mask4]))
+    np.testing.assert_allclose(batch[0].numpy(), pillow_bicubic(low, 2), atol=1e-5)
+    np.testing.assert_allclose(batch[1].numpy(), pillow_bicubic(low[:6, :5], 4), atol=1e-5)
+
+
+def test_the_superres_preset_corrects_bicubic_with_a_full_resolution_level(tmp_path):
+    """An untrained model's correction is zero: it upscales like Pillow's bicubic (Upscaler too)."""
+    model = PConvUNet("superres").eval()
+    assert model.base == "cubic" and model.strides == (1, 2, 2) and model.multiple == 4
+    low = np.random.default_rng(1).random((9, 7, 3), dtype=np.float32)
+    image, mask = canvas_tensors(low, 2)
+    with torch.no_grad():
+        output, output_mask = model(image, mask)
+    assert output.shape == image.shape and bool(output_mask.all())
+    np.testing.assert_allclose(output[0].numpy(), pillow_bicubic(low, 2), atol=1e-5)
+    with pytest.raises(ExportError, match="scale is read from each mask"):
+        export_torchscript(model, tmp_path / "superres.pt")
+    path = save_weights(model, tmp_path / "sr.safetensors", metadata={"task": "superres", "scales": [2, 4]})
+    upscaler = Upscaler(path, "cpu", max_pixels=80 * 80, context=8)  # windows
+    photo = np.random.default_rng(2).integers(0, 256, (30, 26, 3), dtype=np.uint8)
+    upscaled = upscaler.upscale(photo, 4)
+    expected = np.rint(np.clip(pillow_bicubic(photo.astype(np.float32), 4).transpose(1, 2, 0), 0, 255))
+    assert upscaled.shape == (120, 104, 3) and np.abs(upscaled.astype(float) - expected).max() <= 1
 
 
 def test_downscale_crops_to_a_multiple_and_uses_antialiased_bicubic():

@@ -95,6 +95,14 @@ def test_unknown_or_changed_presets_are_rejected(tmp_path):
     save_file(tensors, path, metadata=metadata | {"widths": "[8, 16, 16, 16, 32]"})
     with pytest.raises(WeightsError, match="differs from this pconv's preset"):
         load_model(path)
+    save_file(tensors, path, metadata=metadata | {"strides": "[1, 2, 2, 2, 2]", "base": "cubic"})
+    with pytest.raises(
+        WeightsError, match=r"strides \[1, 2, 2, 2, 2\] \(here \[2, 2, 2, 2, 2\]\), base cubic"
+    ):
+        load_model(path)
+    # Files written before strides and base existed have the paper's.
+    save_file(tensors, path, metadata={k: v for k, v in metadata.items() if k not in ("strides", "base")})
+    assert load_model(path).strides == (2, 2, 2, 2, 2)
 
 
 @pytest.mark.parametrize("name", ["missing.safetensors", "garbage.safetensors", "garbage.pt", "photo.png"])

@@ -258,9 +258,12 @@ class Inpainter:
         """Fill a large picture window by window (in place); see :mod:`pconv.inference.windows`."""
         plan = plan_windows(hole, max_pixels=self.max_pixels, context=self.context)
         written = np.ones_like(hole) if fill.replace_known else hole
+        # Windows overlap in their context: when outputs replace the known pixels too, a
+        # window must read the input, not what the windows before it wrote.
+        source = Picture(picture.pixels.copy(), picture.info) if fill.replace_known else picture
         for window in plan.windows:
             rows, columns = window.view.rows, window.view.columns
-            image = torch.from_numpy(picture.rgb(rows, columns)).permute(2, 0, 1)[None]
+            image = torch.from_numpy(source.rgb(rows, columns)).permute(2, 0, 1)[None]
             mask = hole_to_mask(hole[rows, columns])
             output = self._output(image, mask, fill)[0].permute(1, 2, 0).numpy()
             picture.set_rgb(rows, columns, plan.targets(window, written), output)

@@ -8,6 +8,13 @@ concatenates the input image and its mask and outputs 3 channels with no
 normalisation or activation. Convolutions followed by batch norm have no bias
 (batch norm's shift replaces it).
 
+Two preset settings serve super-resolution as inpainting (the ``superres`` preset):
+``strides`` of 1 keep a level at the resolution of the one above (full-resolution
+features; the decoder then does not upsample there), and ``base="cubic"`` makes the
+network predict a correction to the bicubic interpolation of the canvas's known pixels
+(:mod:`pconv.models.interpolation`) instead of the colours themselves; its last layer
+starts at zero, so an untrained network gives the interpolation.
+
 The masks of every layer depend on the input mask alone: :meth:`PConvUNet.mask_pyramid`
 computes them once per forward pass (fp32, integer counts). Each block zeroes its
 output in the holes as it makes it, so no layer masks its input again and a skip
@@ -16,6 +23,7 @@ connection concatenates features that are already masked.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,8 +32,9 @@ from torch import Tensor, nn
 
 from pconv.functional import pad_to_multiple
 from pconv.layers import MaskUpdate, PartialConv2d
+from pconv.models.interpolation import interpolate_known_grid
 
-__all__ = ["PConvUNet", "UNetConfig", "get_preset", "list_presets", "register_preset"]
+__all__ = ["BASES", "PConvUNet", "UNetConfig", "get_preset", "list_presets", "register_preset"]
 
 
 @dataclass(frozen=True)
@@ -36,19 +45,34 @@ class UNetConfig:
         widths: output channels of encoder levels 1..L (the decoder mirrors them).
         kernel_sizes: encoder kernel sizes, one per level (decoder kernels are 3).
         depth: default number of levels used (at most ``len(widths)``).
+        strides: each encoder level's stride, 2 (the paper's: half the resolution) or 1;
+            None = all 2.
+        base: what the output adds to: ``"none"`` (the paper's: the network predicts
+            the colours) or ``"cubic"`` (the bicubic interpolation of a super-resolution
+            canvas's known pixels, :func:`~pconv.models.interpolation.interpolate_known_grid`).
     """
 
     widths: tuple[int, ...]
     kernel_sizes: tuple[int, ...]
     depth: int
+    strides: tuple[int, ...] | None = None
+    base: str = "none"
 
     def __post_init__(self) -> None:
         if len(self.widths) != len(self.kernel_sizes):
             raise ValueError("widths and kernel_sizes must have one entry per level")
         if not 1 <= self.depth <= len(self.widths):
             raise ValueError(f"depth must be in 1..{len(self.widths)}, got {self.depth}")
+        if self.strides is None:
+            object.__setattr__(self, "strides", (2,) * len(self.widths))
+        if len(self.strides) != len(self.widths) or not set(self.strides) <= {1, 2}:
+            raise ValueError(f"strides must be 1 or 2, one per level, got {self.strides}")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {', '.join(BASES)}, got {self.base!r}")
 
 
+#: What a network's output adds to (:attr:`UNetConfig.base`).
+BASES = ("none", "cubic")
 _PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
 _PRESETS: dict[str, UNetConfig] = {}
 
@@ -81,6 +105,10 @@ register_preset("small", UNetConfig((32, 64, 128, 256, 256, 256, 256, 256), _PAP
 register_preset("mini", UNetConfig((16, 32, 64, 128, 128, 128, 128, 128), _PAPER_KERNELS, depth=8))
 # For tests and smoke runs: trains in seconds.
 register_preset("tiny", UNetConfig((8, 16, 16, 16, 16), (7, 5, 5, 3, 3), depth=5))
+# Super-resolution: a correction to bicubic interpolation, first level at full resolution.
+register_preset(
+    "superres", UNetConfig((32, 64, 64, 128), (5, 3, 3, 3), depth=3, strides=(1, 2, 2, 2), base="cubic")
+)
 
 
 class PConvBlock(nn.Module):
@@ -133,7 +161,7 @@ class PConvUNet(nn.Module):
 
     ``forward(image, mask)`` takes ``image`` ``(N, C, H, W)`` in [0, 1] (values in
     holes are ignored) and ``mask`` ``(N, 1, H, W)``, 1 = known, 0 = hole, of any
-    H and W: both are padded with hole to a multiple of ``2**depth`` and the result
+    H and W: both are padded with hole to a multiple of :attr:`multiple` and the result
     is cropped back. It returns ``(output, output_mask)``, ``(N, C, H, W)`` and
     ``(N, 1, H, W)``. ``output`` is the raw prediction everywhere; combine it with
     the input using :func:`pconv.composite`.
@@ -146,6 +174,7 @@ class PConvUNet(nn.Module):
         if not 1 <= depth <= len(config.widths):
             raise ValueError(f"preset {preset!r} supports depth 1..{len(config.widths)}, got {depth}")
         self.preset, self.depth, self.in_channels = preset, depth, in_channels
+        self.strides, self.base = config.strides[:depth], config.base
         widths = config.widths[:depth]
         channels = (in_channels, *widths)  # channels[i]: features entering level i + 1
 
@@ -154,7 +183,7 @@ class PConvUNet(nn.Module):
                 channels[i],
                 channels[i + 1],
                 config.kernel_sizes[i],
-                stride=2,
+                stride=self.strides[i],
                 batch_norm=i > 0,
                 activation=nn.ReLU(inplace=True),
             )
@@ -172,6 +201,9 @@ class PConvUNet(nn.Module):
             )
             for i in reversed(range(depth))
         )
+        if self.base != "none":  # a new network adds nothing: it starts as its base
+            nn.init.zeros_(self.decoder[-1].conv.weight)
+            nn.init.zeros_(self.decoder[-1].conv.bias)
         self._encoder_bn_frozen = False
 
     @property
@@ -189,8 +221,9 @@ class PConvUNet(nn.Module):
 
     @property
     def multiple(self) -> int:
-        """``2**depth``: :meth:`forward_aligned` needs sides that are multiples of it."""
-        return 2**self.depth
+        """The product of the levels' strides (``2**depth`` for the paper's network):
+        :meth:`forward_aligned` needs sides that are multiples of it."""
+        return math.prod(self.strides)
 
     def forward_aligned(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`forward` without the padding, for sides that are multiples of :attr:`multiple`.
@@ -205,15 +238,16 @@ class PConvUNet(nn.Module):
             x = block(x, update)
             skips.append(x)
         skips.pop()  # the bottleneck is the decoder's first input, not a skip
-        for block, update in zip(self.decoder, decoder_updates, strict=True):
-            x = torch.cat([F.interpolate(x, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1)
-            x = block(x, update)
+        for block, update, stride in zip(self.decoder, decoder_updates, reversed(self.strides), strict=True):
+            x = block(torch.cat([_upsampled(x, stride), skips.pop()], dim=1), update)
+        if self.base == "cubic":
+            x = x + interpolate_known_grid(image, mask)
         return x, decoder_updates[-1].mask
 
     def mask_pyramid(self, mask: Tensor) -> tuple[list[MaskUpdate], list[MaskUpdate]]:
         """Every layer's :class:`~pconv.layers.MaskUpdate`, encoder then decoder, in order.
 
-        ``mask`` is ``(N, 1, H, W)``, 1 = known, with sides a multiple of ``2**depth``.
+        ``mask`` is ``(N, 1, H, W)``, 1 = known, with sides a multiple of :attr:`multiple`.
         A decoder layer's input mask has two channels: the upsampled mask of the level
         below and the skip connection's mask.
         """
@@ -225,8 +259,8 @@ class PConvUNet(nn.Module):
         masks.pop()
         decoder_updates = []
         below = encoder_updates[-1].mask
-        for block in self.decoder:
-            stacked = torch.cat([F.interpolate(below, scale_factor=2.0, mode="nearest"), masks.pop()], dim=1)
+        for block, stride in zip(self.decoder, reversed(self.strides), strict=True):
+            stacked = torch.cat([_upsampled(below, stride), masks.pop()], dim=1)
             decoder_updates.append(block.conv.mask_update(stacked))
             below = decoder_updates[-1].mask
         return encoder_updates, decoder_updates
@@ -266,3 +300,8 @@ class PConvUNet(nn.Module):
 
     def _encoder_batch_norms(self) -> list[nn.BatchNorm2d]:
         return [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def _upsampled(x: Tensor, stride: int) -> Tensor:
+    """``x`` back at the resolution of the level above one of ``stride`` (nearest)."""
+    return F.interpolate(x, scale_factor=float(stride), mode="nearest") if stride > 1 else x
