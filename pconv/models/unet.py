@@ -105,9 +105,10 @@ register_preset("small", UNetConfig((32, 64, 128, 256, 256, 256, 256, 256), _PAP
 register_preset("mini", UNetConfig((16, 32, 64, 128, 128, 128, 128, 128), _PAPER_KERNELS, depth=8))
 # For tests and smoke runs: trains in seconds.
 register_preset("tiny", UNetConfig((8, 16, 16, 16, 16), (7, 5, 5, 3, 3), depth=5))
-# Super-resolution: a correction to bicubic interpolation, first level at full resolution.
+# Super-resolution: a correction to bicubic interpolation, first level at full resolution
+# (16 wide: at 32, a 512² → 1024² upscale took 2.1 s on 2 CPU cores instead of 1.3).
 register_preset(
-    "superres", UNetConfig((32, 64, 64, 128), (5, 3, 3, 3), depth=3, strides=(1, 2, 2, 2), base="cubic")
+    "superres", UNetConfig((16, 32, 64, 64), (5, 3, 3, 3), depth=3, strides=(1, 2, 2, 2), base="cubic")
 )
 
 
