@@ -2,10 +2,10 @@
 
 A weights file holds a :class:`~pconv.models.PConvUNet` state dict (float32 or
 float16) and string metadata: ``format`` (``"pconv-unet"``), ``preset``, ``depth``,
-``in_channels``, the preset's ``widths``, ``kernel_sizes``, ``strides`` and ``base``
-(checked on load; files without the last two have the paper's), ``pconv_version``,
-and whatever the writer adds (training step, images seen, stage, the training config
-as JSON). :func:`load_model` also reads the full training
+``in_channels``, the preset's ``widths``, ``kernel_sizes``, ``strides``, ``base`` and
+``upsampling`` (checked on load; files without the last three have the paper's),
+``pconv_version``, and whatever the writer adds (training step, images seen, stage,
+the training config as JSON). :func:`load_model` also reads the full training
 checkpoints written by ``pconv train``.
 """
 
@@ -50,7 +50,8 @@ class WeightsError(ValueError):
 
 #: Metadata keys :func:`save_weights` writes for every model.
 _WRITTEN_BY_SAVE = frozenset(
-    {"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "strides", "base", "pconv_version"}
+    {"format", "preset", "depth", "in_channels", "widths", "kernel_sizes", "strides", "base", "upsampling"}
+    | {"pconv_version"}
 )
 
 
@@ -65,6 +66,7 @@ def _architecture(model: PConvUNet) -> dict[str, str]:
         "kernel_sizes": json.dumps(list(preset.kernel_sizes)),
         "strides": json.dumps(list(preset.strides)),
         "base": preset.base,
+        "upsampling": preset.upsampling,
     }
 
 
@@ -117,12 +119,13 @@ def _model_from_metadata(metadata: dict[str, str], path: Path) -> PConvUNet:
         )
     try:
         preset = get_preset(metadata["preset"])
-        # Files from before strides and base existed have the paper's: all 2, no base.
+        # Files from before strides, base and upsampling existed have the paper's.
         saved = {
             "widths": json.loads(metadata["widths"]),
             "kernel_sizes": json.loads(metadata["kernel_sizes"]),
             "strides": json.loads(metadata.get("strides", json.dumps([2] * len(preset.widths)))),
             "base": metadata.get("base", "none"),
+            "upsampling": metadata.get("upsampling", "nearest"),
         }
         model = PConvUNet(
             metadata["preset"], int(metadata["depth"]), in_channels=int(metadata["in_channels"])

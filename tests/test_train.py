@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from pconv.cli import main
+from pconv.models import PConvUNet
 from pconv.train import (
     CheckpointError,
     ConfigError,
@@ -28,6 +29,7 @@ from pconv.train import (
     train,
 )
 from pconv.train.checkpoint import save_checkpoint
+from pconv.train.loop import _resolve_architecture
 from pconv.weights import load_model, load_weights, read_metadata
 
 
@@ -208,6 +210,17 @@ def test_stage_two_refuses_another_architecture(tmp_path, images):
     settings = tiny_settings(images, tmp_path / "s2", stage=2, init=str(stage1), depth=4)
     with pytest.raises(ConfigError, match="depth 5"):
         train(TrainConfig.from_dict(settings))
+
+
+def test_a_run_may_start_from_another_preset_only_with_the_same_parameters(tmp_path, images):
+    """``mini`` weights start a ``mini-bilinear`` run (it only upsamples differently); ``tiny``'s do not."""
+    settings = tiny_settings(images, tmp_path / "b", preset="mini-bilinear", depth=7, init="mini.safetensors")
+    config = _resolve_architecture(TrainConfig.from_dict(settings), PConvUNet("mini", 7))
+    assert (config.preset, config.depth) == ("mini-bilinear", 7)
+    with pytest.raises(
+        ConfigError, match="preset 'tiny' depth 5, but this run asks for preset 'mini-bilinear'"
+    ):
+        _resolve_architecture(TrainConfig.from_dict(settings | {"depth": 5}), PConvUNet("tiny"))
 
 
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, images):

@@ -8,6 +8,7 @@ from torch import nn
 
 from pconv import PConvUNet, composite, list_presets, pad_to_multiple
 from pconv.models import UNetConfig, get_preset, register_preset
+from pconv.models.unet import _upsampled
 
 
 def random_inputs(shape=(2, 3, 64, 64), hole_fraction=0.4, seed=0):
@@ -182,3 +183,20 @@ def test_autocast_forward_and_backward_are_finite(dtype):
         ((output.float() - image) ** 2).mean().backward()
     assert torch.isfinite(output).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_the_bilinear_preset_runs_minis_weights_with_bilinear_upsampling():
+    """Same parameters and masks as ``mini``; only the decoder's enlarged features differ."""
+    torch.manual_seed(0)
+    nearest, bilinear = PConvUNet("mini", 4).eval(), PConvUNet("mini-bilinear", 4).eval()
+    bilinear.load_state_dict(nearest.state_dict())
+    image, mask = random_inputs((1, 3, 64, 64))
+    with torch.no_grad():
+        (out_nearest, mask_nearest), (out_bilinear, mask_bilinear) = (
+            nearest(image, mask),
+            bilinear(image, mask),
+        )
+    assert torch.equal(mask_nearest, mask_bilinear) and not torch.allclose(out_nearest, out_bilinear)
+    features = torch.arange(4.0).view(1, 1, 2, 2)
+    expected = torch.nn.functional.interpolate(features, scale_factor=2.0, mode="bilinear")
+    assert torch.equal(_upsampled(features, 2, "bilinear"), expected)

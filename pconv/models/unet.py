@@ -34,7 +34,7 @@ from pconv.functional import pad_to_multiple
 from pconv.layers import MaskUpdate, PartialConv2d
 from pconv.models.interpolation import interpolate_known_grid
 
-__all__ = ["BASES", "PConvUNet", "UNetConfig", "get_preset", "list_presets", "register_preset"]
+__all__ = ["BASES", "UPSAMPLINGS", "PConvUNet", "UNetConfig", "get_preset", "list_presets", "register_preset"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class UNetConfig:
         base: what the output adds to: ``"none"`` (the paper's: the network predicts
             the colours) or ``"cubic"`` (the bicubic interpolation of a super-resolution
             canvas's known pixels, :func:`~pconv.models.interpolation.interpolate_known_grid`).
+        upsampling: how the decoder enlarges features, ``"nearest"`` (the paper's) or
+            ``"bilinear"``; masks are always enlarged by nearest neighbour.
     """
 
     widths: tuple[int, ...]
@@ -57,6 +59,7 @@ class UNetConfig:
     depth: int
     strides: tuple[int, ...] | None = None
     base: str = "none"
+    upsampling: str = "nearest"
 
     def __post_init__(self) -> None:
         if len(self.widths) != len(self.kernel_sizes):
@@ -69,10 +72,14 @@ class UNetConfig:
             raise ValueError(f"strides must be 1 or 2, one per level, got {self.strides}")
         if self.base not in BASES:
             raise ValueError(f"base must be one of {', '.join(BASES)}, got {self.base!r}")
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, got {self.upsampling!r}")
 
 
 #: What a network's output adds to (:attr:`UNetConfig.base`).
 BASES = ("none", "cubic")
+#: How a decoder enlarges features (:attr:`UNetConfig.upsampling`).
+UPSAMPLINGS = ("nearest", "bilinear")
 _PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
 _PRESETS: dict[str, UNetConfig] = {}
 
@@ -103,6 +110,12 @@ register_preset("paper", UNetConfig((64, 128, 256, 512, 512, 512, 512, 512), _PA
 register_preset("small", UNetConfig((32, 64, 128, 256, 256, 256, 256, 256), _PAPER_KERNELS, depth=8))
 # A quarter of the paper's widths: ~2.1 M parameters, for CPUs and phones.
 register_preset("mini", UNetConfig((16, 32, 64, 128, 128, 128, 128, 128), _PAPER_KERNELS, depth=8))
+# `mini` with bilinear upsampling in the decoder: the same weights, without the grid that
+# nearest-neighbour upsampling prints on fills of 2 and 4 px (MODEL_CARD.md, round 3).
+register_preset(
+    "mini-bilinear",
+    UNetConfig((16, 32, 64, 128, 128, 128, 128, 128), _PAPER_KERNELS, depth=8, upsampling="bilinear"),
+)
 # For tests and smoke runs: trains in seconds.
 register_preset("tiny", UNetConfig((8, 16, 16, 16, 16), (7, 5, 5, 3, 3), depth=5))
 # Super-resolution: a correction to bicubic interpolation, first level at full resolution
@@ -175,7 +188,7 @@ class PConvUNet(nn.Module):
         if not 1 <= depth <= len(config.widths):
             raise ValueError(f"preset {preset!r} supports depth 1..{len(config.widths)}, got {depth}")
         self.preset, self.depth, self.in_channels = preset, depth, in_channels
-        self.strides, self.base = config.strides[:depth], config.base
+        self.strides, self.base, self.upsampling = config.strides[:depth], config.base, config.upsampling
         widths = config.widths[:depth]
         channels = (in_channels, *widths)  # channels[i]: features entering level i + 1
 
@@ -240,7 +253,7 @@ class PConvUNet(nn.Module):
             skips.append(x)
         skips.pop()  # the bottleneck is the decoder's first input, not a skip
         for block, update, stride in zip(self.decoder, decoder_updates, reversed(self.strides), strict=True):
-            x = block(torch.cat([_upsampled(x, stride), skips.pop()], dim=1), update)
+            x = block(torch.cat([_upsampled(x, stride, self.upsampling), skips.pop()], dim=1), update)
         if self.base == "cubic":
             x = x + interpolate_known_grid(image, mask)
         return x, decoder_updates[-1].mask
@@ -261,7 +274,7 @@ class PConvUNet(nn.Module):
         decoder_updates = []
         below = encoder_updates[-1].mask
         for block, stride in zip(self.decoder, reversed(self.strides), strict=True):
-            stacked = torch.cat([_upsampled(below, stride), masks.pop()], dim=1)
+            stacked = torch.cat([_upsampled(below, stride, "nearest"), masks.pop()], dim=1)
             decoder_updates.append(block.conv.mask_update(stacked))
             below = decoder_updates[-1].mask
         return encoder_updates, decoder_updates
@@ -303,6 +316,10 @@ class PConvUNet(nn.Module):
         return [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
-def _upsampled(x: Tensor, stride: int) -> Tensor:
-    """``x`` back at the resolution of the level above one of ``stride`` (nearest)."""
-    return F.interpolate(x, scale_factor=float(stride), mode="nearest") if stride > 1 else x
+def _upsampled(x: Tensor, stride: int, mode: str) -> Tensor:
+    """``x`` back at the resolution of the level above one of ``stride`` (``mode``: nearest or bilinear)."""
+    if stride == 1:
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=float(stride), mode="nearest")
+    return F.interpolate(x, scale_factor=float(stride), mode=mode, align_corners=False)

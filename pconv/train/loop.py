@@ -23,7 +23,7 @@ from tqdm import tqdm
 from pconv.data import EpochStream, StepSampler
 from pconv.devices import cpu_description, resolve_device, training_compute
 from pconv.losses import InpaintingLoss, VGG16Features, load_vgg16_features
-from pconv.models import PConvUNet
+from pconv.models import PConvUNet, UNetConfig, get_preset
 from pconv.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pconv.train.config import ConfigError, TrainConfig
 from pconv.train.distributed import (
@@ -425,17 +425,27 @@ def _check_writable(out: Path) -> None:
 
 
 def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> TrainConfig:
-    """Resolve ``preset``/``depth``: from the ``init`` model when not given, else the paper's."""
+    """Resolve ``preset``/``depth``: from the ``init`` model when not given, else the paper's.
+
+    A run may start from a model of another preset whose parameters are the same (e.g.
+    ``mini`` weights for ``mini-bilinear``, which only upsamples differently).
+    """
     if init_model is None:
         return replace(config, preset=config.preset or "paper")
     architecture = init_model.config
     preset, depth = config.preset or architecture["preset"], config.depth or architecture["depth"]
-    if (preset, depth) != (architecture["preset"], architecture["depth"]):
+    same = _same_parameters(get_preset(preset), get_preset(architecture["preset"]))
+    if depth != architecture["depth"] or not same:
         raise ConfigError(
             f"{config.init} is preset {architecture['preset']!r} depth {architecture['depth']}, "
-            f"but this run asks for preset {preset!r} depth {depth}"
+            f"but this run asks for preset {preset!r} depth {depth}, whose parameters differ"
         )
     return replace(config, preset=preset, depth=depth)
+
+
+def _same_parameters(a: UNetConfig, b: UNetConfig) -> bool:
+    """Whether two presets have the same parameters (they may differ in upsampling)."""
+    return (a.widths, a.kernel_sizes, a.strides, a.base) == (b.widths, b.kernel_sizes, b.strides, b.base)
 
 
 def _build_vgg(config: TrainConfig) -> VGG16Features | None:
