@@ -145,10 +145,11 @@ def test_config_checks_task_and_scales():
         TrainConfig(data="d", out="o", task="superres", crop=250)
 
 
-def test_training_a_superres_model_validates_per_scale_and_upscales(photos, tmp_path):
+@pytest.mark.parametrize("preset", ["tiny", "superres"])
+def test_training_a_superres_model_validates_per_scale_and_upscales(photos, tmp_path, preset):
     out = tmp_path / "run"
     config = TrainConfig.from_dict({
-        "data": str(photos), "val": str(photos), "out": str(out), "task": "superres", "preset": "tiny",
+        "data": str(photos), "val": str(photos), "out": str(out), "task": "superres", "preset": preset,
         "crop": 64, "batch_size": 2, "steps": 2, "val_every": 2, "val_limit": 4, "workers": 0,
         "loss": {"perceptual": 0, "style": 0},
     })  # fmt: skip
