@@ -20,9 +20,13 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 @cache
 def _glibc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc on Linux: ask the system (find_library may run ldconfig)
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+        except OSError:
+            libc = None
     return libc if hasattr(libc, "malloc_trim") else None
 
 

@@ -130,13 +130,13 @@ def inpaint_form(side: int, seed: int) -> tuple[bytes, str]:
 
 def post(port: int, body: bytes, content_type: str) -> int:
     """POST ``body`` to /api/inpaint; the answer's status, or 0 if the connection was dropped."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
         connection.request("POST", "/api/inpaint", body, {"Content-Type": content_type})
         response = connection.getresponse()
         response.read()
         return response.status
-    except (ConnectionError, http.client.HTTPException):
+    except (OSError, http.client.HTTPException):  # dropped, reset or timed out
         return 0
     finally:
         connection.close()
@@ -184,8 +184,10 @@ def test_stalled_uploads_hold_at_most_max_uploads_bodies_and_are_freed_when_drop
     report(f"{clients} clients stalled in a {declared // MB} MB body", before, peak[0], after, statuses)
 
     # The clients beyond --max-uploads were refused before their bodies were read; the
-    # ones held were dropped by the read timeout, without an answer.
-    assert statuses == Counter({503: clients - MAX_UPLOADS, 0: MAX_UPLOADS})
+    # ones held were dropped by the read timeout, without an answer. (On a slow machine a
+    # client may connect after a held one was dropped, and be held in its place.)
+    assert set(statuses) == {503, 0} and statuses[0] >= MAX_UPLOADS, statuses
+    assert statuses[503] >= clients - 2 * MAX_UPLOADS, statuses
     # Held: MAX_UPLOADS bodies of `sent` bytes (one growing buffer may briefly be copied),
     # not the 24 × 15 MB that the clients sent.
     assert peak[0] - before < (MAX_UPLOADS + 2) * sent

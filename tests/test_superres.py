@@ -94,6 +94,11 @@ def test_the_superres_preset_corrects_bicubic_with_a_full_resolution_level(tmp_p
         output, output_mask = model(image, mask)
     assert output.shape == image.shape and bool(output_mask.all())
     np.testing.assert_allclose(output[0].numpy(), pillow_bicubic(low, 2), atol=1e-5)
+    for shape in ((1, 20, 3), (3, 3, 3), (1, 1, 3)):  # canvases the network pads
+        small = np.random.default_rng(3).random(shape, dtype=np.float32)
+        with torch.no_grad():
+            output, _ = model(*canvas_tensors(small, 2))
+        np.testing.assert_allclose(output[0].numpy(), pillow_bicubic(small, 2), atol=1e-5)
     with pytest.raises(ExportError, match="scale is read from each mask"):
         export_torchscript(model, tmp_path / "superres.pt")
     path = save_weights(model, tmp_path / "sr.safetensors", metadata={"task": "superres", "scales": [2, 4]})

@@ -100,8 +100,12 @@ def test_unknown_or_changed_presets_are_rejected(tmp_path):
         WeightsError, match=r"strides \[1, 2, 2, 2, 2\] \(here \[2, 2, 2, 2, 2\]\), base cubic"
     ):
         load_model(path)
-    # Files written before strides and base existed have the paper's.
-    save_file(tensors, path, metadata={k: v for k, v in metadata.items() if k not in ("strides", "base")})
+    # Files written before strides, base and upsampling existed have the paper's.
+    save_file(
+        tensors,
+        path,
+        metadata={k: v for k, v in metadata.items() if k not in ("strides", "base", "upsampling")},
+    )
     assert load_model(path).strides == (2, 2, 2, 2, 2)
 
 

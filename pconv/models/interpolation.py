@@ -9,7 +9,8 @@ the kernel's shifted copies sum to 1, so the division only matters at the image'
 borders, where it renormalises over the pixels that exist instead of padding. It is a
 partial convolution with fixed weights (Knutsson's normalised convolution).
 
-The scale of each canvas is read from its mask: ``K = √(H·W / known pixels)``, rounded.
+The scale of each canvas is read from its mask: ``K = √(H·W / known pixels)``, rounded,
+so the canvas must not be padded (:meth:`PConvUNet.forward` interpolates before padding).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def interpolate_known_grid(image: Tensor, mask: Tensor) -> Tensor:
         under autocast.
     """
     dtype = torch.promote_types(image.dtype, torch.float32)
-    image, mask = image.to(dtype), mask.to(dtype)
+    image = image.to(dtype)
     base = torch.zeros_like(image)
     scales = grid_scales(mask)
     with torch.autocast(image.device.type, enabled=False):

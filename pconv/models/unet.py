@@ -51,7 +51,8 @@ class UNetConfig:
             the colours) or ``"cubic"`` (the bicubic interpolation of a super-resolution
             canvas's known pixels, :func:`~pconv.models.interpolation.interpolate_known_grid`).
         upsampling: how the decoder enlarges features, ``"nearest"`` (the paper's) or
-            ``"bilinear"``; masks are always enlarged by nearest neighbour.
+            ``"bilinear"``; masks are always enlarged by nearest neighbour, so bilinear
+            features next to a hole of the level below blend in its zeros.
     """
 
     widths: tuple[int, ...]
@@ -66,8 +67,7 @@ class UNetConfig:
             raise ValueError("widths and kernel_sizes must have one entry per level")
         if not 1 <= self.depth <= len(self.widths):
             raise ValueError(f"depth must be in 1..{len(self.widths)}, got {self.depth}")
-        if self.strides is None:
-            object.__setattr__(self, "strides", (2,) * len(self.widths))
+        object.__setattr__(self, "strides", tuple(self.strides or (2,) * len(self.widths)))
         if len(self.strides) != len(self.widths) or not set(self.strides) <= {1, 2}:
             raise ValueError(f"strides must be 1 or 2, one per level, got {self.strides}")
         if self.base not in BASES:
@@ -228,10 +228,13 @@ class PConvUNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         self._check_inputs(image, mask)
         height, width = image.shape[-2:]
+        # The base is read from the canvas as given: padding would change its density.
+        base = interpolate_known_grid(image, mask) if self.base == "cubic" else None
         image, mask, (left, _, top, _) = pad_to_multiple(image, mask.to(image.dtype), self.multiple)
         output, output_mask = self.forward_aligned(image, mask)
         crop = (..., slice(top, top + height), slice(left, left + width))
-        return output[crop], output_mask[crop]
+        output = output[crop] if base is None else output[crop] + base
+        return output, output_mask[crop]
 
     @property
     def multiple(self) -> int:
@@ -240,7 +243,8 @@ class PConvUNet(nn.Module):
         return math.prod(self.strides)
 
     def forward_aligned(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """:meth:`forward` without the padding, for sides that are multiples of :attr:`multiple`.
+        """:meth:`forward` without the padding (and without the base, which :meth:`forward`
+        adds), for sides that are multiples of :attr:`multiple`.
 
         This is what ``pconv export`` exports; ``image`` ``(N, C, H, W)`` and ``mask``
         ``(N, 1, H, W)`` of the same dtype, 1 = known.
@@ -254,8 +258,6 @@ class PConvUNet(nn.Module):
         skips.pop()  # the bottleneck is the decoder's first input, not a skip
         for block, update, stride in zip(self.decoder, decoder_updates, reversed(self.strides), strict=True):
             x = block(torch.cat([_upsampled(x, stride, self.upsampling), skips.pop()], dim=1), update)
-        if self.base == "cubic":
-            x = x + interpolate_known_grid(image, mask)
         return x, decoder_updates[-1].mask
 
     def mask_pyramid(self, mask: Tensor) -> tuple[list[MaskUpdate], list[MaskUpdate]]:

@@ -323,7 +323,7 @@ class UploadLimit:
         finally:
             self.held -= 1
             if self.held == 0:  # the server is idle: what the uploads and their work freed goes back
-                give_back_free_memory()
+                await run_in_threadpool(give_back_free_memory)
 
     async def _read_then_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, more = bytearray(), True

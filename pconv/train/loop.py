@@ -434,7 +434,10 @@ def _resolve_architecture(config: TrainConfig, init_model: PConvUNet | None) -> 
         return replace(config, preset=config.preset or "paper")
     architecture = init_model.config
     preset, depth = config.preset or architecture["preset"], config.depth or architecture["depth"]
-    same = _same_parameters(get_preset(preset), get_preset(architecture["preset"]))
+    try:
+        same = _same_parameters(get_preset(preset), get_preset(architecture["preset"]))
+    except ValueError as error:  # an unknown preset
+        raise ConfigError(str(error)) from None
     if depth != architecture["depth"] or not same:
         raise ConfigError(
             f"{config.init} is preset {architecture['preset']!r} depth {architecture['depth']}, "
