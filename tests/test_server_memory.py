@@ -34,7 +34,7 @@ MB = 2**20
 MAX_UPLOADS = 4
 READ_TIMEOUT = 2.0
 #: How far RSS may stay above its level before the stalled uploads once they are dropped.
-GIVEN_BACK_SLACK = 40 * MB
+GIVEN_BACK_SLACK = 60 * MB
 
 
 def rss(pid: int) -> int:
@@ -188,10 +188,10 @@ def test_stalled_uploads_hold_at_most_max_uploads_bodies_and_are_freed_when_drop
     # client may connect after a held one was dropped, and be held in its place.)
     assert set(statuses) == {503, 0} and statuses[0] >= MAX_UPLOADS, statuses
     assert statuses[503] >= clients - 2 * MAX_UPLOADS, statuses
-    # Held: MAX_UPLOADS bodies of `sent` bytes (one growing buffer may briefly be copied),
-    # not the 24 × 15 MB that the clients sent.
-    assert peak[0] - before < (MAX_UPLOADS + 2) * sent
-    assert after - before < GIVEN_BACK_SLACK
+    # Held: MAX_UPLOADS bodies of `sent` bytes (growing buffers are copied as they grow,
+    # and the allocator keeps some slack), not the 24 × 15 MB that the clients sent.
+    assert peak[0] - before < (MAX_UPLOADS + 4) * sent, f"peak +{(peak[0] - before) / MB:.0f} MB"
+    assert after - before < GIVEN_BACK_SLACK, f"+{(after - before) / MB:.0f} MB after"
 
 
 def test_many_full_requests_are_answered_and_their_memory_is_given_back(server):
@@ -215,7 +215,7 @@ def test_many_full_requests_are_answered_and_their_memory_is_given_back(server):
     # image), the load adds at most the other held bodies and the queue's decoded images
     # (uint8 and float32 RGB), not every client's body.
     decoded = side * side * 3 * (1 + 4)
-    assert peak[0] - alone[0] < MAX_UPLOADS * size * 2 + 2 * decoded + 50 * MB
+    assert peak[0] - alone[0] < MAX_UPLOADS * size * 2 + 2 * decoded + 50 * MB, f"+{peak[0] / MB:.0f} MB"
     # Freed memory goes back to the system once the server is idle: without that, glibc
     # kept 400–500 MB here after each load, and more after each (measured).
-    assert after - before < 250 * MB
+    assert after - before < 250 * MB, f"+{(after - before) / MB:.0f} MB after"
