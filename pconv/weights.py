@@ -19,7 +19,7 @@ import torch
 
 from pconv.checkpoints import CheckpointError, load_checkpoint
 from pconv.files import atomic_write
-from pconv.models import PConvUNet, get_preset
+from pconv.models import PConvUNet, UNetConfig, get_preset
 from pconv.version import __version__
 
 __all__ = [
@@ -119,13 +119,14 @@ def _model_from_metadata(metadata: dict[str, str], path: Path) -> PConvUNet:
         )
     try:
         preset = get_preset(metadata["preset"])
-        # Files from before strides, base and upsampling existed have the paper's.
+        # Files from before strides, base and upsampling existed have the paper's (UNetConfig's defaults).
+        paper = UNetConfig(preset.widths, preset.kernel_sizes, preset.depth)
         saved = {
             "widths": json.loads(metadata["widths"]),
             "kernel_sizes": json.loads(metadata["kernel_sizes"]),
-            "strides": json.loads(metadata.get("strides", json.dumps([2] * len(preset.widths)))),
-            "base": metadata.get("base", "none"),
-            "upsampling": metadata.get("upsampling", "nearest"),
+            "strides": json.loads(metadata["strides"]) if "strides" in metadata else list(paper.strides),
+            "base": metadata.get("base", paper.base),
+            "upsampling": metadata.get("upsampling", paper.upsampling),
         }
         model = PConvUNet(
             metadata["preset"], int(metadata["depth"]), in_channels=int(metadata["in_channels"])

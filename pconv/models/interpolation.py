@@ -62,10 +62,10 @@ def interpolate_known_grid(image: Tensor, mask: Tensor) -> Tensor:
         mask: ``(N, 1, H, W)``, 1 = known: one known pixel per ``K × K`` cell.
 
     Returns:
-        ``(N, C, H, W)``, float32 (or ``image``'s dtype if wider): the interpolation everywhere (the known
-        pixels too, which hold their cell's average, not their own pixel's colour), and 0
-        where no known pixel is within 2·K pixels. Computed in float32 or better, also
-        under autocast.
+        ``(N, C, H, W)``, computed in float32 (or ``image``'s dtype if wider), also under
+        autocast: the interpolation everywhere (the known pixels too, which hold their
+        cell's average, not their own pixel's colour), and 0 where no known pixel is
+        within 2·K pixels.
     """
     dtype = torch.promote_types(image.dtype, torch.float32)
     image = image.to(dtype)

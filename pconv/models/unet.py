@@ -322,6 +322,5 @@ def _upsampled(x: Tensor, stride: int, mode: str) -> Tensor:
     """``x`` back at the resolution of the level above one of ``stride`` (``mode``: nearest or bilinear)."""
     if stride == 1:
         return x
-    if mode == "nearest":
-        return F.interpolate(x, scale_factor=float(stride), mode="nearest")
-    return F.interpolate(x, scale_factor=float(stride), mode=mode, align_corners=False)
+    corners = {} if mode == "nearest" else {"align_corners": False}  # nearest takes no align_corners
+    return F.interpolate(x, scale_factor=float(stride), mode=mode, **corners)
