@@ -470,6 +470,7 @@ def _add_train_command(commands) -> None:
     add("--val", metavar="DIR", help="validation images (L1/PSNR/SSIM and image grids while training)")
     add("--val-masks", metavar="DIR", help="validation masks, 255 = hole (default: generated)")
     add("--val-limit", type=int, metavar="N", help="validation images used")
+    add("--val-crop", type=int, metavar="PX", help="validation crop size (default: --crop)")
     add("--out", metavar="DIR", help="run folder")
     add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     add("--preset", help="model preset: paper, small, mini, tiny (default paper, or --init's)")

@@ -146,8 +146,10 @@ def test_config_checks_task_and_scales():
     assert set(TASKS_BY_NAME) == set(TASKS)  # every task a config may name has its Task
     with pytest.raises(ConfigError, match="scales must be some of"):
         TrainConfig(data="d", out="o", task="superres", scales=(3,))
-    with pytest.raises(ConfigError, match="crop a multiple of each"):
+    with pytest.raises(ConfigError, match="crop and val_crop multiples of each"):
         TrainConfig(data="d", out="o", task="superres", crop=250)
+    with pytest.raises(ConfigError, match="val_crop multiples of each"):
+        TrainConfig(data="d", out="o", task="superres", crop=64, val_crop=250)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "superres"])

@@ -362,7 +362,8 @@ def test_resume_without_a_checkpoint_is_an_error(tmp_path):
 def test_validation_logs_metrics_grids_and_best_weights(tmp_path, images):
     val = write_images(tmp_path / "val", 6, size=80, seed=1)
     out = tmp_path / "run"
-    train(TrainConfig.from_dict(tiny_settings(images, out, steps=4, val=str(val), val_every=2, crop=48)))
+    settings = tiny_settings(images, out, steps=4, val=str(val), val_every=2, crop=32, val_crop=48)
+    train(TrainConfig.from_dict(settings))
     scores = records(out, "val")
     assert [record["step"] for record in scores] == [2, 4]
     assert {"l1", "psnr", "ssim", "psnr/bucket1", "ssim/bucket6"} <= scores[0].keys()

@@ -59,7 +59,11 @@ class Inpainting(Task):
 
     def validation_set(self, config: TrainConfig) -> ValidationSet:
         return ValidationSet.build(
-            config.val, crop=config.crop, limit=config.val_limit, masks=config.val_masks, seed=config.seed
+            config.val,
+            crop=config.validation_crop,
+            limit=config.val_limit,
+            masks=config.val_masks,
+            seed=config.seed,
         )
 
     def network_inputs(self, batch: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -79,7 +83,7 @@ class SuperResolution(Task):
 
     def validation_set(self, config: TrainConfig) -> SuperResolutionValidationSet:
         return SuperResolutionValidationSet.build(
-            config.val, crop=config.crop, limit=config.val_limit, scales=config.scales
+            config.val, crop=config.validation_crop, limit=config.val_limit, scales=config.scales
         )
 
     def network_inputs(self, batch: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
