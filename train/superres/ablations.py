@@ -8,7 +8,8 @@ number of steps, changing one setting at a time:
 - `wide`: twice the widths.
 
 The preset itself is the first steps of the `residual.toml` run. Run from the repository
-root with ../shared beside it; the runs go to runs/superres-ablations/NAME:
+root with ../shared beside it; the runs go to runs/superres-ablations/NAME
+(their configs and metrics are kept in train/superres/ablations/NAME):
     python train/superres/ablations.py [--steps 2000] [NAME ...]
 """
 

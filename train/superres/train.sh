@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Trains the shipped super-resolution model exactly as it was trained (see MODEL_CARD.md,
-# "Super-resolution"), exports it into the package and evaluates it against bicubic and
-# Lanczos. Run from the repository root with ../shared beside it. The run starts from the
-# default inpainting model as shipped when it was trained (48,000 images seen).
+# "Super-resolution"): the `superres` preset from scratch with residual.toml, then exports
+# it into the package and evaluates it against bicubic and Lanczos. Run from the
+# repository root with ../shared beside it. The paper's form (the inpainting U-Net
+# fine-tuned on the same canvases) is `pconv train --config train/superres/paper_unet.toml`.
 set -euo pipefail
-pconv train --config train/superres/superres.toml
-pconv export --weights runs/superres/best.safetensors -o pconv/assets/superres.safetensors --half
-mkdir -p train/superres/run  # the run's resolved config and metrics (its checkpoint stays in runs/)
-cp runs/superres/{config.json,metrics.jsonl} train/superres/run/
+pconv train --config train/superres/residual.toml
+pconv export --weights runs/superres-residual/best.safetensors -o pconv/assets/superres.safetensors --half
+mkdir -p train/superres/residual  # the run's resolved config, metrics and last checkpoint
+cp runs/superres-residual/{config.json,metrics.jsonl,checkpoint.pt} train/superres/residual/
 pconv evaluate-upscaling --images ../shared/data/val --report docs/superres_eval.md \
     --json docs/superres_eval.json --grid docs/superres_grid.png
