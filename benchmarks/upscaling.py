@@ -1,21 +1,19 @@
 """Speed of ``pconv upscale``: a 512² image upscaled ×2 (and ×4), by network and by Pillow.
 
-    python benchmarks/upscaling.py [--weights FILE] [--size 512] [--repeats 3]
+    python benchmarks/upscaling.py [--weights FILE ...] [--precision fp32 bf16] [--size 512] [--repeats 3]
 
 Times, in one run on this machine, the median of ``--repeats`` upscales of a photo-like
-image (smoothed noise) by the installed super-resolution model (or ``--weights``), by
-an untrained network of the ``superres`` preset (its speed is that of a trained one)
-and by Pillow's bicubic, with the ratios to bicubic. Prints the processor and thread
-count, so that numbers from different machines are not compared unawares.
+image (smoothed noise) by the installed super-resolution model (or each of
+``--weights``) at each ``--precision``, and by Pillow's bicubic, with the ratios to
+bicubic. Prints the processor and thread count, so that numbers from different
+machines are not compared unawares.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +21,6 @@ from PIL import Image, ImageFilter
 
 from pconv.devices import cpu_description
 from pconv.inference import Upscaler
-from pconv.models import PConvUNet
-from pconv.weights import save_weights
 
 
 def median_seconds(repeats: int, function, *args) -> float:
@@ -40,32 +36,31 @@ def median_seconds(repeats: int, function, *args) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="a super-resolution weights file (default: the installed one)")
+    parser.add_argument("--weights", nargs="+", default=[None], metavar="FILE",
+                        help="super-resolution weights files (default: the installed one)")  # fmt: skip
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
+                        help="autocast of the networks (default fp32)")  # fmt: skip
     parser.add_argument("--size", type=int, default=512, help="side of the input image (default 512)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     noise = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     image = Image.fromarray(noise).filter(ImageFilter.GaussianBlur(1.5))
-    with tempfile.TemporaryDirectory() as folder:
-        preset = save_weights(
-            PConvUNet("superres").eval(), Path(folder) / "superres.safetensors",
-            metadata={"task": "superres", "scales": [2, 4]},
-        )  # fmt: skip
-        upscalers = {
-            "installed model" if args.weights is None else args.weights: Upscaler(args.weights, "cpu"),
-            "`superres` preset": Upscaler(preset, "cpu"),
-        }
-        print(f"{cpu_description()}, {torch.get_num_threads()} threads; {args.size}² input\n")
-        print("| scale | method | seconds | × bicubic's time |")
-        print("|---|---|---|---|")
-        for scale in (2, 4):
-            size = (args.size * scale, args.size * scale)
-            bicubic = median_seconds(args.repeats, image.resize, size, Image.Resampling.BICUBIC)
-            print(f"| ×{scale} | Pillow bicubic | {bicubic:.3f} | 1 |")
-            for name, upscaler in upscalers.items():
-                seconds = median_seconds(args.repeats, upscaler.upscale, image, scale)
-                print(f"| ×{scale} | {name} | {seconds:.2f} | {seconds / bicubic:.0f} |")
+    upscalers = {
+        f"{weights or 'installed model'}, {precision}": Upscaler(weights, "cpu", precision=precision)
+        for weights in args.weights
+        for precision in args.precision
+    }
+    print(f"{cpu_description()}, {torch.get_num_threads()} threads; {args.size}² input\n")
+    print("| scale | method | seconds | × bicubic's time |")
+    print("|---|---|---|---|")
+    for scale in (2, 4):
+        size = (args.size * scale, args.size * scale)
+        bicubic = median_seconds(args.repeats, image.resize, size, Image.Resampling.BICUBIC)
+        print(f"| ×{scale} | Pillow bicubic | {bicubic:.3f} | 1 |")
+        for name, upscaler in upscalers.items():
+            seconds = median_seconds(args.repeats, upscaler.upscale, image, scale)
+            print(f"| ×{scale} | {name} | {seconds:.2f} | {seconds / bicubic:.0f} |")
 
 
 if __name__ == "__main__":

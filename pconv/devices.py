@@ -20,6 +20,7 @@ __all__ = [
     "autocast_dtype",
     "cpu_description",
     "cpu_flags",
+    "cpu_unet_memory_format",
     "precision_name",
     "resolve_device",
     "training_compute",
@@ -142,10 +143,8 @@ def training_compute(
       first release).
     * CPU: ``auto`` is bf16 autocast where the processor computes bf16 natively (one of
       :data:`NATIVE_BF16_FLAGS`; there bf16 makes a training step 1.2–2× faster, and
-      VGG-16 2–3×), fp32 elsewhere (emulated bf16 is slower than fp32). The U-Net is
-      channels-last on processors with AVX-512 (a step 1.5–1.7× faster on AMD Zen 4 and
-      Intel Xeons) and contiguous elsewhere (on an AVX2-only EPYC its forward+backward
-      was 1.15× slower channels-last; docs/performance.md). VGG-16 is always
+      VGG-16 2–3×), fp32 elsewhere (emulated bf16 is slower than fp32). The U-Net's
+      memory format is :func:`cpu_unet_memory_format`'s. VGG-16 is always
       channels-last (:class:`~pconv.losses.VGG16Features`), faster on both.
     * Other devices (MPS): precision as :func:`autocast_dtype`, contiguous.
 
@@ -158,12 +157,26 @@ def training_compute(
         return ComputeChoice(autocast_dtype(precision, device), torch.contiguous_format, device.type)
     flags = cpu_flags() if flags is None else frozenset(flags)
     native = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
-    wide = "avx512f" in flags
+    memory_format = cpu_unet_memory_format(flags)
+    wide = memory_format == torch.channels_last
     if precision == "auto":
         dtype = torch.bfloat16 if native else torch.float32
     else:
         dtype = autocast_dtype(precision, device)
     reasons = [f"CPU has {native[0]}: native bf16" if native else "CPU without native bf16"]
     reasons.append("AVX-512: channels-last U-Net" if wide else "no AVX-512: contiguous U-Net")
-    memory_format = torch.channels_last if wide else torch.contiguous_format
     return ComputeChoice(dtype, memory_format, "; ".join(reasons))
+
+
+def cpu_unet_memory_format(flags: Iterable[str] | None = None) -> torch.memory_format:
+    """The U-Net's faster memory format on this CPU, for training and inference alike:
+    channels-last on processors with AVX-512 (training steps 1.5–1.7× faster on AMD Zen 4
+    and Intel Xeons; on Zen 4, a 512² fill by the default model 1.9× and a ×2 upscale of
+    512² 1.75× faster, the same pixels within one grey level), contiguous elsewhere
+    (channels-last training was 1.15× slower on an AVX2-only EPYC; docs/performance.md).
+
+    Args:
+        flags: the processor's flags (default: :func:`cpu_flags`); tests pass fakes.
+    """
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    return torch.channels_last if "avx512f" in flags else torch.contiguous_format

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pconv.devices import autocast_dtype, cpu_flags, training_compute
+from pconv.devices import autocast_dtype, cpu_flags, cpu_unet_memory_format, training_compute
 
 CPU = torch.device("cpu")
 
@@ -24,6 +24,7 @@ CPU = torch.device("cpu")
 def test_auto_training_precision_follows_the_cpu(flags, dtype, memory_format):
     choice = training_compute("auto", CPU, flags)
     assert choice.dtype == dtype and choice.memory_format == memory_format
+    assert cpu_unet_memory_format(flags) == memory_format  # inference's, too
     record = choice.to_dict()
     assert record["precision"] == ("bf16 autocast" if dtype == torch.bfloat16 else "fp32")
     assert record["memory_format"] == (
@@ -43,7 +44,7 @@ def test_cuda_and_inference_choices_are_unchanged():
     cuda = training_compute("bf16", torch.device("cuda"), flags=set())
     assert cuda.dtype == torch.bfloat16 and cuda.memory_format == torch.channels_last
     assert training_compute("fp16", torch.device("cuda"), {"amx_bf16"}).dtype == torch.float16
-    # Inference keeps fp32 on every CPU: the shipped model's outputs stay bit-identical.
+    # Inference keeps fp32 on every CPU (its memory format follows the CPU: test_inpainter).
     assert autocast_dtype("auto", CPU) == torch.float32
 
 

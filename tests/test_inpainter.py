@@ -8,7 +8,9 @@ import torch
 from PIL import Image
 
 import pconv
+import pconv.inference.inpainter as inpainter_module
 from pconv import Inpainter
+from pconv.devices import cpu_unet_memory_format
 from pconv.inference import EmptyMaskWarning
 from pconv.inference.blending import blend_into_border
 from pconv.masks import MaskError, MaskSizeError
@@ -204,3 +206,18 @@ def test_compiled_network_inpaints_like_the_eager_one(tiny_weights, tiny_model):
     np.testing.assert_array_equal(result[~hole], image[~hole])
     difference = np.abs(result.astype(int) - expected(tiny_model, image, hole).astype(int))
     assert difference.max() <= 1
+
+
+def test_the_network_runs_in_the_cpus_faster_memory_format_with_the_same_fills(tiny_weights, monkeypatch):
+    """Channels-last on CPUs with AVX-512 (pconv.devices.cpu_unet_memory_format), which
+    changes nothing but float rounding."""
+    assert Inpainter(tiny_weights, device="cpu").memory_format == cpu_unet_memory_format()
+    image, hole = photo(), blob()
+    results = {}
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        monkeypatch.setattr(inpainter_module, "cpu_unet_memory_format", lambda f=memory_format: f)
+        inpainter = Inpainter(tiny_weights, device="cpu")
+        assert inpainter.memory_format == memory_format
+        assert inpainter.model.encoder[0].conv.weight.is_contiguous(memory_format=memory_format)
+        results[memory_format] = inpainter.inpaint(image, hole).astype(int)
+    assert np.abs(results[torch.contiguous_format] - results[torch.channels_last]).max() <= 1

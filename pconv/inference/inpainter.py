@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pconv.devices import autocast_dtype, resolve_device
+from pconv.devices import autocast_dtype, cpu_unet_memory_format, resolve_device
 from pconv.images import ImageLike, Picture, as_picture
 from pconv.inference.blending import blend_into_border
 from pconv.inference.onnx_network import OnnxNetwork
@@ -86,6 +86,8 @@ class Inpainter:
         weights: the file the network came from (the weights, or the ONNX file).
         metadata: that file's metadata (``images_seen``, ``pconv_preset``, ...).
         device, dtype: where the network runs and its autocast dtype (float32 = none).
+        memory_format: the network's and its inputs' (channels-last on CPUs with AVX-512,
+            :func:`~pconv.devices.cpu_unet_memory_format`; contiguous elsewhere).
         blend: whether fills are blended into their holes' borders.
         refine, seed: the refinement's default and seed.
 
@@ -121,12 +123,15 @@ class Inpainter:
             self.model = self._network = OnnxNetwork(onnx)
             self.weights, self.metadata = self.model.path, dict(self.model.metadata)
             self.device, self.dtype = torch.device("cpu"), torch.float32
+            self.memory_format = torch.contiguous_format
             return
         self.weights = default_weights() if weights is None else Path(weights)
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(precision, self.device)
+        cpu = self.device.type == "cpu"
+        self.memory_format = cpu_unet_memory_format() if cpu else torch.contiguous_format
         model, self.metadata = load_weights(self.weights)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device, memory_format=self.memory_format).eval()
         self._network = torch.compile(self.model) if compile else self.model
 
     def __repr__(self) -> str:
@@ -228,10 +233,11 @@ class Inpainter:
         ``image`` is ``(N, 3, H, W)`` in [0, 1] (holes may hold anything), ``mask``
         ``(N, 1, H, W)``, 1 = known, 0 = hole (the tensor convention of the model).
         """
-        image, mask = image.to(self.device), mask.to(self.device, torch.float32)
+        image = image.to(self.device, memory_format=self.memory_format)
+        mask = mask.to(self.device, torch.float32, memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             output, _ = self._network(image, mask)
-        return output.float().clamp_(0.0, 1.0).cpu()
+        return output.float().clamp_(0.0, 1.0).cpu().contiguous()
 
     def _output(self, image: Tensor, mask: Tensor, fill: _Fill) -> Tensor:
         """What is written into the picture: :meth:`predict`'s output, refined with patch

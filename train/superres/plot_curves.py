@@ -47,20 +47,21 @@ def validation_curve(run: Path) -> list[dict]:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     batch = json.loads((run / "config.json").read_text())["batch_size"]
     minutes = training_minutes([r for r in records if r["kind"] == "train"], batch)
-    return [r | {"minutes": minutes[r["step"]]} for r in records if r["kind"] == "val" and r["step"] in minutes]
+    validations = [r for r in records if r["kind"] == "val" and r["step"] in minutes]
+    return [r | {"minutes": minutes[r["step"]]} for r in validations]
 
 
 def plot(runs: dict[str, Path], output: Path, references: dict[str, tuple[float, float]]) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
     for label, run in runs.items():
         curve = validation_curve(run)
-        for axis, scale in zip(axes, (2, 4)):
+        for axis, scale in zip(axes, (2, 4), strict=True):
             axis.plot([r["minutes"] for r in curve], [r[f"psnr/x{scale}"] for r in curve], ".-", label=label)
     for name, values in references.items():
-        for axis, value in zip(axes, values):
+        for axis, value in zip(axes, values, strict=True):
             axis.axhline(value, color="black", linewidth=0.8, linestyle="--")
             axis.annotate(name, (0, value), xytext=(2, 2), textcoords="offset points", fontsize=8)
-    for axis, scale in zip(axes, (2, 4)):
+    for axis, scale in zip(axes, (2, 4), strict=True):
         axis.set(xlabel="minutes of training", ylabel="PSNR (dB)", title=f"Validation PSNR, ×{scale}")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -69,7 +70,7 @@ def plot(runs: dict[str, Path], output: Path, references: dict[str, tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="run folders (config.json, metrics.jsonl)")
+    parser.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="run folders with metrics.jsonl")
     parser.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
     parser.add_argument("--reference", action="append", default=[], metavar="NAME=X2,X4",
                         help="a method's PSNR on the same crops, a dashed line per scale")  # fmt: skip
