@@ -51,7 +51,8 @@ def main() -> None:
         for weights in args.weights
         for precision in args.precision
     }
-    print(f"{cpu_description()}, {torch.get_num_threads()} threads; {args.size}² input\n")
+    layout = next(iter(upscalers.values())).network.memory_format
+    print(f"{cpu_description()}, {torch.get_num_threads()} threads; {args.size}² input; the U-Net {layout}\n")
     print("| scale | method | seconds | × bicubic's time |")
     print("|---|---|---|---|")
     for scale in (2, 4):

@@ -1,7 +1,9 @@
 """Choosing the device, the autocast precision and the memory format, for training and inference.
 
-Inference keeps fp32 on every CPU (the shipped model's outputs stay bit-identical);
-training picks what is fastest for the processor (:func:`training_compute`).
+Inference keeps fp32 on every CPU and runs the U-Net in the processor's faster memory
+format (:func:`cpu_unet_memory_format`; outputs differ across processors by float
+rounding, within one grey level); training picks what is fastest for the processor
+(:func:`training_compute`).
 """
 
 from __future__ import annotations

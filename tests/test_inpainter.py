@@ -219,5 +219,13 @@ def test_the_network_runs_in_the_cpus_faster_memory_format_with_the_same_fills(t
         inpainter = Inpainter(tiny_weights, device="cpu")
         assert inpainter.memory_format == memory_format
         assert inpainter.model.encoder[0].conv.weight.is_contiguous(memory_format=memory_format)
+        inputs = []
+
+        def recording(x, m, network=inpainter._network, inputs=inputs):
+            inputs.append((x, m))
+            return network(x, m)
+
+        inpainter._network = recording
         results[memory_format] = inpainter.inpaint(image, hole).astype(int)
+        assert inputs and all(t.is_contiguous(memory_format=memory_format) for pair in inputs for t in pair)
     assert np.abs(results[torch.contiguous_format] - results[torch.channels_last]).max() <= 1

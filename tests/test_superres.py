@@ -150,6 +150,13 @@ def test_config_checks_task_and_scales():
         TrainConfig(data="d", out="o", task="superres", crop=250)
     with pytest.raises(ConfigError, match="val_crop multiples of each"):
         TrainConfig(data="d", out="o", task="superres", crop=64, val_crop=250)
+    inpainting = TrainConfig(data="d", out="o", crop=250, val_crop=250)  # any size
+    assert inpainting.validation_crop == 250
+    assert TrainConfig(data="d", out="o", crop=64).validation_crop == 64  # the training crop by default
+    with pytest.raises(ConfigError, match=r"^val_crop must be positive$"):
+        TrainConfig(data="d", out="o", crop=64, val_crop=0)
+    with pytest.raises(ConfigError, match="cannot change these settings when resuming: val_crop"):
+        config.resumed_with({"val_crop": 128})  # a run's validation scores must compare
 
 
 @pytest.mark.parametrize("preset", ["tiny", "superres"])

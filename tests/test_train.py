@@ -310,9 +310,11 @@ def test_flags_override_the_config_file(tmp_path, images):
         f'data = "{images}"\nout = "{tmp_path / "run"}"\npreset = "tiny"\ncrop = 32\nsteps = 1\n'
         "random_vgg = true\nworkers = 0\nbatch_size = 2\n[loss]\nhole = 3.0\n"
     )
-    assert main(["train", "--config", str(config), "--batch-size", "3", "--steps", "2"]) == 0
+    flags = ["--batch-size", "3", "--steps", "2", "--val-crop", "48"]
+    assert main(["train", "--config", str(config), *flags]) == 0
     saved = json.loads((tmp_path / "run/config.json").read_text())
     assert saved["batch_size"] == 3 and saved["steps"] == 2 and saved["crop"] == 32
+    assert saved["val_crop"] == 48
     assert saved["loss"]["hole"] == 3.0 and saved["loss"]["style"] == 120.0
 
 

@@ -32,7 +32,7 @@ DEFAULT_VGG_CROP = 64
 RESUMABLE_FIELDS = frozenset(
     {
         "steps", "lr_decay_steps", "device", "workers", "checkpoint_every", "val_every", "val_limit",
-        "val_crop", "log_every", "export_dtype",
+        "log_every", "export_dtype",
     }
 )  # fmt: skip
 
@@ -71,7 +71,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     val_every: int = 1000
     val_limit: int = 60
-    val_crop: int | None = None  # None: the training crop
+    val_crop: int | None = None  # None: the training crop; fixed for a run (its scores compare)
     log_every: int = 50
     export_dtype: str = "float32"
     task: str = "inpaint"  # or "superres": super-resolution as inpainting (pconv.superres)
@@ -96,8 +96,13 @@ class TrainConfig:
             "vgg_crop must be 0 (the whole image) or at least 8": self.vgg_crop == 0 or self.vgg_crop >= 8,
             f"scales must be some of {SCALES}, and crop and val_crop multiples of each": bool(self.scales)
             and set(self.scales) <= set(SCALES)
-            and all(size % scale == 0 for size in (self.crop, self.validation_crop) for scale in self.scales),
-            "val_crop must be positive": self.validation_crop > 0,
+            and (
+                self.task != "superres"
+                or all(
+                    size % scale == 0 for size in (self.crop, self.validation_crop) for scale in self.scales
+                )
+            ),
+            "val_crop must be positive": self.val_crop is None or self.val_crop > 0,
         }
         problems = [message for message, ok in checks.items() if not ok]
         if problems:

@@ -11,6 +11,8 @@ The preset itself is the first steps of the `residual.toml` run. Run from the re
 root with ../shared beside it; the runs go to runs/superres-ablations/NAME
 (their configs and metrics are kept in train/superres/ablations/NAME):
     python train/superres/ablations.py [--steps 2000] [NAME ...]
+The variants' presets exist only while this script runs: `pconv train --resume`,
+`pconv upscale` and `pconv evaluate-upscaling` cannot load their runs.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def main() -> None:
         preset = f"superres-{name}"
         register_preset(preset, VARIANTS[name])
         settings = recipe | {
-            "preset": preset, "steps": args.steps, "val_every": 500, "checkpoint_every": args.steps,
+            "preset": preset, "steps": args.steps, "lr_decay_steps": 0, "val_every": 500,
+            "checkpoint_every": args.steps,
             "out": f"runs/superres-ablations/{name}",
         }  # fmt: skip
         train(TrainConfig.from_dict(settings))

@@ -3,7 +3,7 @@
 Usage (from the repository root, needs matplotlib):
 
     python train/superres/plot_curves.py "superres preset=runs/superres-residual" \
-        "paper's U-Net, fine-tuned=train/superres/run" -o docs/superres_curves.png \
+        "paper's U-Net, fine-tuned=train/superres/paper_unet" -o docs/superres_curves.png \
         --reference "bicubic=29.20,23.73" --reference "Lanczos=29.60,23.89"
 
 Minutes are summed from the logged throughput: each log window's images divided by its
