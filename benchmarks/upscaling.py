@@ -16,7 +16,6 @@ import statistics
 import time
 
 import numpy as np
-import torch
 from PIL import Image, ImageFilter
 
 from pconv.devices import cpu_description
@@ -52,7 +51,7 @@ def main() -> None:
         for precision in args.precision
     }
     layout = next(iter(upscalers.values())).network.memory_format
-    print(f"{cpu_description()}, {torch.get_num_threads()} threads; {args.size}² input; the U-Net {layout}\n")
+    print(f"{cpu_description()}; {args.size}² input; the U-Net {layout}\n")
     print("| scale | method | seconds | × bicubic's time |")
     print("|---|---|---|---|")
     for scale in (2, 4):
